@@ -1,0 +1,148 @@
+//! A model bundle is one burnpack file: the weights (f16 or f32) plus a JSON manifest in the
+//! pack's metadata holding the config, tokenizer, vocabulary, labels and metrics. One file is
+//! one fetch in the browser and one thing to copy on disk; a directory bundle is a folder with
+//! `model.bpk` in it (and, for shipped models, a model card beside it).
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::{BurnpackStore, FloatCastAdapter, ModuleSnapshot};
+use burn::tensor::{Bytes, DType, Device};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::model::{ModelConfig, SentimentModel};
+use crate::tokenizer::Tokenizer;
+use crate::vocab::Vocab;
+
+pub const FILE_NAME: &str = "model.bpk";
+const MANIFEST_KEY: &str = "xinsheng.manifest";
+const FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Half the size; probabilities move by ~1e-3 at most on the shipped model.
+    #[default]
+    F16,
+    F32,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "f16" => Ok(Precision::F16),
+            "f32" => Ok(Precision::F32),
+            other => Err(format!("unknown precision '{other}' (expected f16 or f32)")),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub config: ModelConfig,
+    pub tokenizer: Tokenizer,
+    /// Class names in the order of the model's outputs.
+    pub labels: Vec<String>,
+    pub vocab: Vocab,
+    /// Validation metrics of the saved weights, when they were measured.
+    #[serde(default)]
+    pub metrics: Option<Metrics>,
+    /// Free-form record of how the model was made (hyper-parameters, data, command).
+    #[serde(default)]
+    pub training: serde_json::Value,
+}
+
+impl Manifest {
+    pub fn new(config: ModelConfig, tokenizer: Tokenizer, labels: Vec<String>, vocab: Vocab) -> Self {
+        Manifest { format_version: FORMAT_VERSION, config, tokenizer, labels, vocab, metrics: None, training: serde_json::Value::Null }
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.format_version != FORMAT_VERSION {
+            return Err(format!("format version {} is not supported (this build reads version {FORMAT_VERSION})", self.format_version));
+        }
+        self.config.validate()?;
+        self.vocab.validate()?;
+        if self.labels.len() != self.config.num_classes {
+            return Err(format!("{} labels for {} model outputs", self.labels.len(), self.config.num_classes));
+        }
+        if self.vocab.len() != self.config.vocab_size {
+            return Err(format!("{} vocabulary entries for an embedding of {}", self.vocab.len(), self.config.vocab_size));
+        }
+        Ok(())
+    }
+}
+
+pub struct Bundle {
+    pub manifest: Manifest,
+    pub model: SentimentModel,
+}
+
+impl Bundle {
+    pub fn to_bytes(&self, precision: Precision) -> Result<Vec<u8>> {
+        let manifest = serde_json::to_string(&self.manifest).map_err(|e| Error::Invalid(format!("cannot encode manifest: {e}")))?;
+        let dtype = match precision {
+            Precision::F16 => DType::F16,
+            Precision::F32 => DType::F32,
+        };
+        let mut store = BurnpackStore::from_bytes(None).metadata(MANIFEST_KEY, manifest).with_to_adapter(FloatCastAdapter::to(dtype));
+        self.model.save_into(&mut store).map_err(|e| Error::Invalid(format!("cannot encode weights: {e}")))?;
+        let bytes = store.get_bytes().map_err(|e| Error::Invalid(format!("cannot encode weights: {e}")))?;
+        Ok(bytes.to_vec())
+    }
+
+    /// Decodes a bundle; `name` says where the bytes came from, for error messages.
+    pub fn from_bytes(name: &str, bytes: Vec<u8>, device: &Device) -> Result<Bundle> {
+        let bytes = Bytes::from_bytes_vec(bytes);
+        let reader = burn_pack::Reader::from_bytes(bytes.clone())
+            .map_err(|e| Error::bundle(name, format!("not a readable burnpack file ({e}); it may be truncated or corrupt")))?;
+        let manifest = reader
+            .metadata()
+            .get(MANIFEST_KEY)
+            .ok_or_else(|| Error::bundle(name, "burnpack file without a xinsheng manifest: not a xinsheng model"))?;
+        let manifest: Manifest = serde_json::from_str(manifest).map_err(|e| Error::bundle(name, format!("corrupt manifest: {e}")))?;
+        manifest.validate().map_err(|e| Error::bundle(name, e))?;
+        let mut model = manifest.config.init(device);
+        let mut store = BurnpackStore::from_bytes(Some(bytes)).with_from_adapter(FloatCastAdapter::to(DType::F32));
+        model
+            .load_from(&mut store)
+            .map_err(|e| Error::bundle(name, format!("weights do not match the manifest ({e}); the file may be truncated or corrupt")))?;
+        Ok(Bundle { manifest, model })
+    }
+
+    /// Writes to `path`: a `.bpk` file, or a directory that will hold `model.bpk`.
+    pub fn save(&self, path: &Path, precision: Precision) -> Result<PathBuf> {
+        let file = if path.extension().is_some_and(|e| e == "bpk") {
+            path.to_path_buf()
+        } else {
+            std::fs::create_dir_all(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+            path.join(FILE_NAME)
+        };
+        let bytes = self.to_bytes(precision)?;
+        // Write then rename, so an interrupted save never leaves a truncated bundle behind.
+        let partial = file.with_extension("bpk.partial");
+        std::fs::write(&partial, bytes).map_err(|source| Error::Io { path: partial.display().to_string(), source })?;
+        std::fs::rename(&partial, &file).map_err(|source| Error::Io { path: file.display().to_string(), source })?;
+        Ok(file)
+    }
+
+    /// Reads a `.bpk` file, or a directory holding `model.bpk`.
+    pub fn load(path: &Path, device: &Device) -> Result<Bundle> {
+        let file = if path.is_dir() { path.join(FILE_NAME) } else { path.to_path_buf() };
+        let name = file.display().to_string();
+        if !file.exists() {
+            return Err(Error::bundle(&name, "not found (give a bundle directory containing model.bpk, or a .bpk file)"));
+        }
+        let bytes = std::fs::read(&file).map_err(|source| Error::Io { path: name.clone(), source })?;
+        Bundle::from_bytes(&name, bytes, device)
+    }
+
+    /// A copy on another device (for example the autodiff one, to fine-tune).
+    pub fn to_device(&self, device: &Device) -> Bundle {
+        Bundle { manifest: self.manifest.clone(), model: self.model.clone().to_device(device) }
+    }
+}

@@ -1,0 +1,87 @@
+//! Text → probabilities with a loaded bundle. The browser calls the same `encode` and
+//! `probabilities_tensor`, reading the result asynchronously.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor};
+use serde::Serialize;
+
+use crate::bundle::Bundle;
+use crate::model::Batch;
+use crate::vocab::UNK_ID;
+
+/// Texts per forward pass; bounds memory for huge inputs without changing any result.
+pub const INFERENCE_BATCH: usize = 64;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Prediction {
+    pub label: String,
+    pub score: f32,
+    pub probs: BTreeMap<String, f32>,
+}
+
+pub struct Classifier {
+    pub bundle: Bundle,
+    pub device: Device,
+}
+
+impl Classifier {
+    pub fn new(bundle: Bundle, device: Device) -> Self {
+        let bundle = bundle.to_device(&device);
+        Classifier { bundle, device }
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.bundle.manifest.labels
+    }
+
+    pub fn tokens(&self, text: &str) -> Vec<String> {
+        self.bundle.manifest.tokenizer.tokenize(text)
+    }
+
+    /// Token ids of `text`; never empty (text without tokens is one unknown token), so every
+    /// input, even "" or "😀", gets a prediction.
+    pub fn encode(&self, text: &str) -> Vec<usize> {
+        let vocab = &self.bundle.manifest.vocab;
+        let ids: Vec<usize> = self.tokens(text).iter().map(|t| vocab.id(t)).collect();
+        if ids.is_empty() { vec![UNK_ID] } else { ids }
+    }
+
+    /// Softmax probabilities for a batch of encoded texts, `[batch, classes]`.
+    pub fn probabilities_tensor(&self, ids: &[Vec<usize>]) -> Tensor<2> {
+        let batch = Batch::new(ids, &self.device);
+        softmax(self.bundle.model.forward(&batch), 1)
+    }
+
+    /// Probabilities for each text, in input order.
+    pub fn probabilities(&self, texts: &[&str]) -> Vec<Vec<f32>> {
+        let encoded: Vec<Vec<usize>> = texts.iter().map(|t| self.encode(t)).collect();
+        // Similar lengths share a batch, so little time goes into padding.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| encoded[i].len());
+        let classes = self.labels().len();
+        let mut out = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(INFERENCE_BATCH) {
+            let ids: Vec<Vec<usize>> = chunk.iter().map(|&i| encoded[i].clone()).collect();
+            let flat: Vec<f32> = self.probabilities_tensor(&ids).into_data().try_into_vec().expect("f32 probabilities");
+            for (row, &i) in chunk.iter().enumerate() {
+                out[i] = flat[row * classes..(row + 1) * classes].to_vec();
+            }
+        }
+        out
+    }
+
+    pub fn prediction(&self, probs: &[f32]) -> Prediction {
+        let (best, &score) = probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("at least two classes");
+        Prediction {
+            label: self.labels()[best].clone(),
+            score,
+            probs: self.labels().iter().cloned().zip(probs.iter().copied()).collect(),
+        }
+    }
+
+    pub fn predict(&self, texts: &[&str]) -> Vec<Prediction> {
+        self.probabilities(texts).iter().map(|p| self.prediction(p)).collect()
+    }
+}

@@ -1,0 +1,89 @@
+//! Accuracy, per-class precision/recall/F1, macro-F1 and the confusion matrix.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassMetrics {
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub support: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Confusion {
+    pub labels: Vec<String>,
+    /// `matrix[truth][predicted]`, rows and columns in `labels` order.
+    pub matrix: Vec<Vec<usize>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    pub per_class: BTreeMap<String, ClassMetrics>,
+    pub confusion: Confusion,
+}
+
+fn ratio(num: usize, den: usize) -> f64 {
+    if den == 0 { 0.0 } else { num as f64 / den as f64 }
+}
+
+impl Metrics {
+    /// `truth` and `predicted` are class indices into `labels`.
+    pub fn compute(labels: &[String], truth: &[usize], predicted: &[usize]) -> Metrics {
+        assert_eq!(truth.len(), predicted.len(), "one prediction per example");
+        let n = labels.len();
+        let mut matrix = vec![vec![0usize; n]; n];
+        for (&t, &p) in truth.iter().zip(predicted) {
+            matrix[t][p] += 1;
+        }
+        let correct: usize = (0..n).map(|i| matrix[i][i]).sum();
+        let mut per_class = BTreeMap::new();
+        let mut f1_sum = 0.0;
+        for (i, label) in labels.iter().enumerate() {
+            let support: usize = matrix[i].iter().sum();
+            let predicted_as: usize = (0..n).map(|t| matrix[t][i]).sum();
+            let precision = ratio(matrix[i][i], predicted_as);
+            let recall = ratio(matrix[i][i], support);
+            let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
+            f1_sum += f1;
+            per_class.insert(label.clone(), ClassMetrics { precision, recall, f1, support });
+        }
+        Metrics {
+            accuracy: ratio(correct, truth.len()),
+            macro_f1: if n == 0 { 0.0 } else { f1_sum / n as f64 },
+            per_class,
+            confusion: Confusion { labels: labels.to_vec(), matrix },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_hand_computed_values() {
+        let labels = vec!["neg".to_string(), "pos".to_string()];
+        // truth: neg neg neg pos pos; predicted: neg neg pos pos neg
+        let m = Metrics::compute(&labels, &[0, 0, 0, 1, 1], &[0, 0, 1, 1, 0]);
+        assert_eq!(m.confusion.matrix, vec![vec![2, 1], vec![1, 1]]);
+        assert!((m.accuracy - 0.6).abs() < 1e-12);
+        let neg = &m.per_class["neg"];
+        assert!((neg.precision - 2.0 / 3.0).abs() < 1e-12 && (neg.recall - 2.0 / 3.0).abs() < 1e-12);
+        let pos = &m.per_class["pos"];
+        assert!((pos.precision - 0.5).abs() < 1e-12 && (pos.f1 - 0.5).abs() < 1e-12);
+        assert!((m.macro_f1 - (2.0 / 3.0 + 0.5) / 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_class_never_predicted_has_zero_precision_not_nan() {
+        let labels = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        let m = Metrics::compute(&labels, &[0, 1, 2], &[0, 0, 0]);
+        assert_eq!(m.per_class["b"].precision, 0.0);
+        assert!(m.macro_f1.is_finite());
+    }
+}

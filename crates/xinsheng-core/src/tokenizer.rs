@@ -1,0 +1,168 @@
+//! Text → tokens. Characters or jieba words; both normalise width and case first so that
+//! "ＧＯＯＤ" and "good" are one token.
+
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenizerKind {
+    /// One token per Chinese character; runs of ASCII letters or digits stay one token.
+    Char,
+    /// jieba-rs word segmentation (HMM on for unseen words).
+    Word,
+}
+
+impl std::str::FromStr for TokenizerKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "char" => Ok(TokenizerKind::Char),
+            "word" => Ok(TokenizerKind::Word),
+            other => Err(format!("unknown tokenizer '{other}' (expected 'char' or 'word')")),
+        }
+    }
+}
+
+impl std::fmt::Display for TokenizerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TokenizerKind::Char => "char",
+            TokenizerKind::Word => "word",
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tokenizer {
+    pub kind: TokenizerKind,
+    /// Longer texts keep their first and last `max_len / 2` tokens: reviews tend to state
+    /// their verdict at the start or the end, rarely only in the middle.
+    pub max_len: usize,
+}
+
+fn jieba() -> &'static jieba_rs::Jieba {
+    static JIEBA: OnceLock<jieba_rs::Jieba> = OnceLock::new();
+    JIEBA.get_or_init(jieba_rs::Jieba::new)
+}
+
+/// Full-width ASCII → half-width, ideographic space → space, ASCII lower-case.
+pub fn normalize(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            _ => c,
+        })
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+impl Tokenizer {
+    pub fn new(kind: TokenizerKind, max_len: usize) -> Self {
+        Tokenizer { kind, max_len: max_len.max(1) }
+    }
+
+    /// Tokens of `text`, at most `max_len` of them. Never fails: empty or odd input gives an
+    /// empty (or short) list.
+    pub fn tokenize(&self, text: &str) -> Vec<String> {
+        // Bound the work on huge inputs before segmenting: a token is at least one character,
+        // so a generous character window on each side keeps every token we could keep.
+        let window = self.max_len.saturating_mul(8);
+        let chars: Vec<char> = text.chars().collect();
+        let text: String = if chars.len() > 2 * window {
+            chars[..window].iter().chain(&chars[chars.len() - window..]).collect()
+        } else {
+            text.to_string()
+        };
+        let text = normalize(&text);
+        let tokens = match self.kind {
+            TokenizerKind::Char => char_tokens(&text),
+            TokenizerKind::Word => jieba()
+                .cut(&text, true)
+                .into_iter()
+                .map(|t| t.word.trim())
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect(),
+        };
+        truncate_head_tail(tokens, self.max_len)
+    }
+}
+
+fn char_tokens(text: &str) -> Vec<String> {
+    let mut tokens = Vec::new();
+    let mut run = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            run.push(c);
+            continue;
+        }
+        if !run.is_empty() {
+            tokens.push(std::mem::take(&mut run));
+        }
+        if !c.is_whitespace() && !c.is_control() {
+            tokens.push(c.to_string());
+        }
+    }
+    if !run.is_empty() {
+        tokens.push(run);
+    }
+    tokens
+}
+
+fn truncate_head_tail(mut tokens: Vec<String>, max_len: usize) -> Vec<String> {
+    if tokens.len() <= max_len {
+        return tokens;
+    }
+    let head = max_len / 2;
+    let tail = max_len - head;
+    tokens.drain(head..tokens.len() - tail);
+    tokens
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn char_tokens_group_ascii_and_normalise_width() {
+        let t = Tokenizer::new(TokenizerKind::Char, 100);
+        assert_eq!(t.tokenize("屏幕ＧＯＯＤ 好 iPhone15!"), ["屏", "幕", "good", "好", "iphone15", "!"]);
+    }
+
+    #[test]
+    fn word_tokens_use_jieba() {
+        let t = Tokenizer::new(TokenizerKind::Word, 100);
+        let tokens = t.tokenize("这本书非常好看");
+        assert!(tokens.contains(&"非常".to_string()), "{tokens:?}");
+    }
+
+    #[test]
+    fn long_text_keeps_head_and_tail() {
+        let t = Tokenizer::new(TokenizerKind::Char, 4);
+        assert_eq!(t.tokenize("一二三四五六七八"), ["一", "二", "七", "八"]);
+        let huge = "好".repeat(100_000) + "差";
+        let tokens = t.tokenize(&huge);
+        assert_eq!(tokens.len(), 4);
+        assert_eq!(tokens[3], "差");
+    }
+
+    #[test]
+    fn tokenization_is_deterministic() {
+        for kind in [TokenizerKind::Char, TokenizerKind::Word] {
+            let t = Tokenizer::new(kind, 64);
+            let text = "质量很好，物流也快！但是包装有点简陋。Nice 👍";
+            assert_eq!(t.tokenize(text), t.tokenize(text));
+        }
+    }
+
+    #[test]
+    fn odd_input_never_fails() {
+        let t = Tokenizer::new(TokenizerKind::Word, 16);
+        assert!(t.tokenize("").is_empty());
+        assert!(t.tokenize(" \t\n ").is_empty());
+        assert!(!t.tokenize("😀😀").is_empty());
+    }
+}

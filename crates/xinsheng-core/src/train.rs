@@ -1,0 +1,323 @@
+//! Training and fine-tuning: Adam on cross-entropy, validation after every epoch, early
+//! stopping, the best weights kept. Progress goes to a callback so the CLI can draw bars and
+//! the browser can draw charts.
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLoss;
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::classifier::Classifier;
+use crate::bundle::Bundle;
+use crate::data::Example;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::model::{Batch, SentimentModel};
+use crate::vocab::{PAD_ID, UNK_ID};
+use crate::rng::SplitMix64;
+
+/// Which parameters fine-tuning leaves untouched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Freeze {
+    #[default]
+    None,
+    Embedding,
+    /// Embedding and recurrent layers: only the classifier head learns.
+    Encoder,
+}
+
+impl std::str::FromStr for Freeze {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "none" => Ok(Freeze::None),
+            "embedding" => Ok(Freeze::Embedding),
+            "encoder" => Ok(Freeze::Encoder),
+            other => Err(format!("unknown freeze '{other}' (expected none, embedding or encoder)")),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainOptions {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub seed: u64,
+    /// Stop after this many epochs without a better validation accuracy.
+    pub patience: usize,
+    pub freeze: Freeze,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions { epochs: 10, batch_size: 64, lr: 2e-3, seed: 42, patience: 3, freeze: Freeze::None }
+    }
+}
+
+/// Texts already turned into ids, with class indices.
+#[derive(Clone, Debug, Default)]
+pub struct Encoded {
+    pub ids: Vec<Vec<usize>>,
+    pub labels: Vec<usize>,
+}
+
+impl Encoded {
+    /// Encodes `examples` with `classifier`'s tokenizer; every label must be in `labels`.
+    pub fn new(classifier_tokens: &dyn Fn(&str) -> Vec<usize>, labels: &[String], examples: &[Example], source: &str) -> Result<Encoded> {
+        let mut out = Encoded::default();
+        for e in examples {
+            let class = labels.iter().position(|l| *l == e.label).ok_or_else(|| {
+                Error::data(source, None, format!("label '{}' is not one of the model's labels {:?}", e.label, labels))
+            })?;
+            out.ids.push(classifier_tokens(&e.text));
+            out.labels.push(class);
+        }
+        Ok(out)
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// Progress reports, in order: many `Batch`es, then one `Epoch`, per epoch.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Event {
+    Batch { epoch: usize, batch: usize, batches: usize, loss: f64, accuracy: f64 },
+    Epoch { epoch: usize, train_loss: f64, train_accuracy: f64, valid: Option<Metrics>, best: bool },
+    /// Language-model pretraining: mean next-token loss so far in this epoch.
+    Pretrain { epoch: usize, batch: usize, batches: usize, loss: f64 },
+}
+
+/// Batches of example indices: shuffled, then grouped by similar length so little compute goes
+/// into padding, then the batch order shuffled again.
+pub fn batches(data: &Encoded, batch_size: usize, rng: &mut SplitMix64) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    rng.shuffle(&mut order);
+    let pool = batch_size.max(1) * 32;
+    for chunk in order.chunks_mut(pool) {
+        chunk.sort_by_key(|&i| data.ids[i].len());
+    }
+    let mut batches: Vec<Vec<usize>> = order.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect();
+    rng.shuffle(&mut batches);
+    batches
+}
+
+/// One optimiser with the model it updates. `step` only builds tensors, so the caller decides
+/// how to read them back (synchronously here, asynchronously in the browser).
+pub struct Trainer {
+    pub model: SentimentModel,
+    optim: ModuleOptimizer,
+    lr: f64,
+    device: Device,
+}
+
+impl Trainer {
+    /// `model` must live on an autodiff device.
+    pub fn new(model: SentimentModel, lr: f64, freeze: Freeze) -> Self {
+        let device = model.head.weight.device();
+        let mut model = model;
+        if matches!(freeze, Freeze::Embedding | Freeze::Encoder) {
+            model.embedding = model.embedding.no_grad();
+        }
+        if freeze == Freeze::Encoder {
+            model.layers = model.layers.into_iter().map(|l| l.no_grad()).collect();
+        }
+        let optim = AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(5.0))).init();
+        Trainer { model, optim, lr, device }
+    }
+
+    /// One update on the examples `indices` of `data`; returns the mean loss and the number
+    /// of correct predictions, still as tensors.
+    pub fn step(&mut self, data: &Encoded, indices: &[usize]) -> (Tensor<1>, Tensor<1, Int>) {
+        let ids: Vec<Vec<usize>> = indices.iter().map(|&i| data.ids[i].clone()).collect();
+        let targets: Vec<i64> = indices.iter().map(|&i| data.labels[i] as i64).collect();
+        let batch = Batch::new(&ids, &self.device);
+        let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [indices.len()]), &self.device);
+        let logits = self.model.forward(&batch);
+        let correct = logits.clone().argmax(1).squeeze_dim::<1>(1).equal(targets.clone()).int().sum();
+        let loss = CrossEntropyLoss::new(None, &self.device).forward(logits, targets);
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self.optim.step(self.lr, self.model.clone(), grads);
+        (loss.detach(), correct)
+    }
+}
+
+/// Class predicted for each example of `data` by an inference-mode model.
+pub fn predict_classes(model: &SentimentModel, data: &Encoded, device: &Device) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    order.sort_by_key(|&i| data.ids[i].len());
+    let mut predicted = vec![0; data.len()];
+    for chunk in order.chunks(crate::classifier::INFERENCE_BATCH) {
+        let ids: Vec<Vec<usize>> = chunk.iter().map(|&i| data.ids[i].clone()).collect();
+        let classes: Vec<i64> = model.forward(&Batch::new(&ids, device)).argmax(1).into_data().convert::<i64>().try_into_vec().expect("int classes");
+        for (&i, &c) in chunk.iter().zip(&classes) {
+            predicted[i] = c as usize;
+        }
+    }
+    predicted
+}
+
+pub fn evaluate(model: &SentimentModel, data: &Encoded, labels: &[String], device: &Device) -> Metrics {
+    Metrics::compute(labels, &data.labels, &predict_classes(model, data, device))
+}
+
+/// Result of [`fit`]: the best weights (by validation accuracy, or the last without
+/// validation data) on the plain device, and their validation metrics.
+pub struct Fitted {
+    pub model: SentimentModel,
+    pub valid: Option<Metrics>,
+    pub epochs_run: usize,
+}
+
+/// Trains `model` (on a plain device; training runs on its autodiff twin).
+pub fn fit(model: SentimentModel, train: &Encoded, valid: Option<&Encoded>, labels: &[String], options: &TrainOptions, on_event: &mut dyn FnMut(Event)) -> Fitted {
+    let device = model.head.weight.device();
+    let autodiff = device.clone().autodiff();
+    device.seed(options.seed);
+    let mut trainer = Trainer::new(model.to_device(&autodiff).train(), options.lr, options.freeze);
+    let mut rng = SplitMix64::new(options.seed);
+    let mut best: Option<(f64, SentimentModel, Option<Metrics>)> = None;
+    let mut since_best = 0;
+    let mut epochs_run = 0;
+    for epoch in 1..=options.epochs {
+        epochs_run = epoch;
+        let plan = batches(train, options.batch_size, &mut rng);
+        let (mut loss_sum, mut correct_sum, mut seen) = (0.0, 0usize, 0usize);
+        for (b, indices) in plan.iter().enumerate() {
+            let (loss, correct) = trainer.step(train, indices);
+            let loss: f64 = loss.into_scalar::<f32>() as f64;
+            let correct = correct.into_scalar::<i64>() as usize;
+            loss_sum += loss * indices.len() as f64;
+            correct_sum += correct;
+            seen += indices.len();
+            on_event(Event::Batch { epoch, batch: b + 1, batches: plan.len(), loss: loss_sum / seen as f64, accuracy: correct_sum as f64 / seen as f64 });
+        }
+        let current = trainer.model.valid();
+        let metrics = valid.map(|v| evaluate(&current, v, labels, &device));
+        let score = metrics.as_ref().map_or(epoch as f64, |m| m.accuracy);
+        let improved = best.as_ref().is_none_or(|(s, _, _)| score > *s);
+        if improved {
+            best = Some((score, current, metrics.clone()));
+            since_best = 0;
+        } else {
+            since_best += 1;
+        }
+        on_event(Event::Epoch { epoch, train_loss: loss_sum / seen.max(1) as f64, train_accuracy: correct_sum as f64 / seen.max(1) as f64, valid: metrics, best: improved });
+        if valid.is_some() && since_best >= options.patience {
+            break;
+        }
+    }
+    let (_, model, valid) = best.unwrap_or_else(|| (0.0, trainer.model.valid(), None));
+    Fitted { model, valid, epochs_run }
+}
+
+/// Fine-tunes a bundle on new examples. Labels the bundle lacks are appended to its label set
+/// and the head grows; the old classes keep their weights.
+pub fn finetune(bundle: Bundle, examples: &[Example], valid: &[Example], options: &TrainOptions, on_event: &mut dyn FnMut(Event)) -> Result<(Bundle, Fitted)> {
+    if examples.is_empty() {
+        return Err(Error::Invalid("fine-tuning needs at least one labelled example".into()));
+    }
+    let Bundle { mut manifest, model } = bundle;
+    let mut labels = manifest.labels.clone();
+    for e in examples.iter().chain(valid) {
+        if !labels.contains(&e.label) {
+            labels.push(e.label.clone());
+        }
+    }
+    let model = model.grow_head(labels.len() - manifest.labels.len());
+    manifest.labels = labels.clone();
+    manifest.config.num_classes = labels.len();
+    let device = model.head.weight.device();
+    let grown = Bundle { manifest, model };
+    let classifier = Classifier::new(grown, device);
+    let encode = |t: &str| classifier.encode(t);
+    let train = Encoded::new(&encode, &labels, examples, "fine-tuning data")?;
+    let valid = if valid.is_empty() { None } else { Some(Encoded::new(&encode, &labels, valid, "validation data")?) };
+    let Classifier { bundle: Bundle { mut manifest, model }, .. } = classifier;
+    let fitted = fit(model, &train, valid.as_ref(), &labels, options, on_event);
+    manifest.metrics = fitted.valid.clone();
+    Ok((Bundle { manifest, model: fitted.model.clone() }, fitted))
+}
+
+/// The encoder with a next-token head, for ULMFiT-style pretraining on unlabelled text.
+#[derive(Module, Debug)]
+pub struct LanguageModel {
+    pub encoder: SentimentModel,
+    head: Linear,
+}
+
+/// Next-token (forward direction) and previous-token (backward direction) targets for the
+/// steps of one time-major batch, flattened like `Tensor::cat` of the steps. Tokens outside
+/// the `lm_vocab` most frequent become `<unk>`; steps past a text's end are padding, ignored.
+fn shifted_targets(ids: &[Vec<usize>], time: usize, shift: isize, lm_vocab: usize) -> Vec<i64> {
+    let steps: Vec<usize> = if shift > 0 { (0..time - 1).collect() } else { (1..time).collect() };
+    let mut out = Vec::with_capacity(steps.len() * ids.len());
+    for t in steps {
+        for seq in ids {
+            let target = t as isize + shift;
+            let id = if (t as isize) < seq.len() as isize && target >= 0 { seq.get(target as usize).copied().unwrap_or(PAD_ID) } else { PAD_ID };
+            out.push(if id >= lm_vocab { UNK_ID } else { id } as i64);
+        }
+    }
+    out
+}
+
+/// Pretrains `model`'s embedding and recurrent layers as a language model on `texts` (their
+/// labels are ignored) and returns it with its classifier head untouched.
+pub fn pretrain(model: SentimentModel, texts: &Encoded, lm_vocab: usize, options: &TrainOptions, on_event: &mut dyn FnMut(Event)) -> Result<SentimentModel> {
+    if !model.supports_language_model() {
+        return Err(Error::Invalid("language-model pretraining needs --layers 1 or a unidirectional model".into()));
+    }
+    let device = model.head.weight.device();
+    let autodiff = device.clone().autodiff();
+    device.seed(options.seed);
+    let [width, _] = model.head.weight.dims();
+    let hidden = if model.layers[0].backward_is_some() { width / 4 } else { width / 2 };
+    let mut lm = LanguageModel { encoder: model, head: LinearConfig::new(hidden, lm_vocab).init(&device) }.to_device(&autodiff).train();
+    let mut optim = AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(5.0))).init();
+    let mut rng = SplitMix64::new(options.seed ^ 0x5eed);
+    let long_enough: Vec<usize> = (0..texts.len()).filter(|&i| texts.ids[i].len() >= 2).collect();
+    let data = Encoded { ids: long_enough.iter().map(|&i| texts.ids[i].clone()).collect(), labels: vec![0; long_enough.len()] };
+    let loss_fn = CrossEntropyLoss::new(Some(PAD_ID), &autodiff);
+    for epoch in 1..=options.epochs {
+        let plan = batches(&data, options.batch_size, &mut rng);
+        let mut loss_sum = 0.0;
+        for (b, indices) in plan.iter().enumerate() {
+            let ids: Vec<Vec<usize>> = indices.iter().map(|&i| data.ids[i].clone()).collect();
+            let batch = Batch::new(&ids, &autodiff);
+            let [time, _] = batch.tokens.dims();
+            let (forward, backward) = lm.encoder.language_model_states(&batch);
+            let mut directions = vec![(Tensor::cat(forward[..time - 1].to_vec(), 0), shifted_targets(&ids, time, 1, lm_vocab))];
+            if let Some(backward) = backward {
+                directions.push((Tensor::cat(backward[1..].to_vec(), 0), shifted_targets(&ids, time, -1, lm_vocab)));
+            }
+            let count = directions.len() as f64;
+            let loss = directions
+                .into_iter()
+                .map(|(states, targets)| {
+                    let n = targets.len();
+                    let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &autodiff);
+                    loss_fn.forward(lm.head.forward(states), targets)
+                })
+                .reduce(|a, b| a + b)
+                .expect("at least the forward direction")
+                / count;
+            let grads = GradientsParams::from_grads(loss.backward(), &lm);
+            lm = optim.step(options.lr, lm, grads);
+            loss_sum += loss.into_scalar::<f32>() as f64;
+            on_event(Event::Pretrain { epoch, batch: b + 1, batches: plan.len(), loss: loss_sum / (b + 1) as f64 });
+        }
+    }
+    Ok(lm.valid().encoder)
+}

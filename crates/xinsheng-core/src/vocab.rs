@@ -1,0 +1,92 @@
+//! Tokens → ids. Id 0 pads, id 1 stands for every token not in the vocabulary.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+pub const PAD: &str = "<pad>";
+pub const UNK: &str = "<unk>";
+pub const PAD_ID: usize = 0;
+pub const UNK_ID: usize = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(from = "Vec<String>", into = "Vec<String>")]
+pub struct Vocab {
+    tokens: Vec<String>,
+    index: HashMap<String, usize>,
+}
+
+impl From<Vec<String>> for Vocab {
+    fn from(tokens: Vec<String>) -> Self {
+        let index = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i)).collect();
+        Vocab { tokens, index }
+    }
+}
+
+impl From<Vocab> for Vec<String> {
+    fn from(vocab: Vocab) -> Self {
+        vocab.tokens
+    }
+}
+
+impl Vocab {
+    /// The `max_size` most frequent tokens seen at least `min_freq` times (ties broken by the
+    /// token itself, so the same corpus always gives the same ids), after PAD and UNK.
+    pub fn build<'a>(token_lists: impl IntoIterator<Item = &'a [String]>, min_freq: usize, max_size: usize) -> Self {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for tokens in token_lists {
+            for t in tokens {
+                *counts.entry(t.as_str()).or_default() += 1;
+            }
+        }
+        let mut ranked: Vec<(&str, usize)> = counts.into_iter().filter(|&(_, n)| n >= min_freq).collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let specials = [PAD.to_string(), UNK.to_string()];
+        let keep = max_size.saturating_sub(specials.len());
+        Vocab::from(specials.into_iter().chain(ranked.into_iter().take(keep).map(|(t, _)| t.to_string())).collect::<Vec<_>>())
+    }
+
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    pub fn id(&self, token: &str) -> usize {
+        self.index.get(token).copied().unwrap_or(UNK_ID)
+    }
+
+    pub fn token(&self, id: usize) -> &str {
+        self.tokens.get(id).map(String::as_str).unwrap_or(UNK)
+    }
+
+    /// Checks the invariants a loaded vocabulary must keep.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.tokens.get(PAD_ID).map(String::as_str) != Some(PAD) || self.tokens.get(UNK_ID).map(String::as_str) != Some(UNK) {
+            return Err(format!("vocabulary must start with {PAD} and {UNK}"));
+        }
+        if self.index.len() != self.tokens.len() {
+            return Err("vocabulary has duplicate tokens".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn most_frequent_tokens_get_the_first_ids() {
+        let docs: Vec<Vec<String>> = vec![vec!["好".into(), "好".into(), "差".into()], vec!["好".into(), "书".into()]];
+        let vocab = Vocab::build(docs.iter().map(Vec::as_slice), 1, 10);
+        assert_eq!(vocab.token(2), "好");
+        assert_eq!(vocab.id("没见过"), UNK_ID);
+        assert_eq!(vocab.len(), 5);
+        let small = Vocab::build(docs.iter().map(Vec::as_slice), 2, 10);
+        assert_eq!(small.len(), 3);
+        assert!(small.validate().is_ok());
+    }
+}

@@ -1,0 +1,155 @@
+//! Behaviour of the shared model: it learns, it round-trips through a bundle, padding does not
+//! change answers, bad bundles are refused with a message, and fine-tuning can add a class.
+
+use burn::tensor::Device;
+use xinsheng_core::bundle::{Bundle, Manifest, Precision};
+use xinsheng_core::data::Example;
+use xinsheng_core::train::{Encoded, Freeze, TrainOptions, Trainer, finetune, fit};
+use xinsheng_core::{Arch, Classifier, ModelConfig, Tokenizer, TokenizerKind, Vocab};
+
+const POSITIVE: &[&str] = &["很好", "非常好", "质量好", "喜欢", "好用", "满意", "很满意", "推荐", "不错", "好评"];
+const NEGATIVE: &[&str] = &["很差", "太差了", "质量差", "失望", "难用", "不满意", "退货", "垃圾", "糟糕", "差评"];
+
+fn examples() -> Vec<Example> {
+    let pos = POSITIVE.iter().map(|t| Example { label: "正面".into(), text: t.to_string() });
+    let neg = NEGATIVE.iter().map(|t| Example { label: "负面".into(), text: t.to_string() });
+    pos.chain(neg).collect()
+}
+
+fn labels() -> Vec<String> {
+    vec!["正面".to_string(), "负面".to_string()]
+}
+
+fn config(arch: Arch, bidirectional: bool, layers: usize, vocab: &Vocab) -> ModelConfig {
+    ModelConfig { arch, bidirectional, vocab_size: vocab.len(), embed_dim: 16, hidden: 16, layers, dropout: 0.0, num_classes: 2 }
+}
+
+/// A fresh bundle over the toy vocabulary.
+fn bundle(arch: Arch, bidirectional: bool, layers: usize) -> Bundle {
+    let tokenizer = Tokenizer::new(TokenizerKind::Char, 32);
+    let tokens: Vec<Vec<String>> = examples().iter().map(|e| tokenizer.tokenize(&e.text)).collect();
+    let vocab = Vocab::build(tokens.iter().map(Vec::as_slice), 1, 100);
+    let config = config(arch, bidirectional, layers, &vocab);
+    let device = Device::flex();
+    device.seed(7);
+    Bundle { model: config.init(&device), manifest: Manifest::new(config, tokenizer, labels(), vocab) }
+}
+
+fn encoded(classifier: &Classifier, examples: &[Example]) -> Encoded {
+    Encoded::new(&|t| classifier.encode(t), classifier.labels(), examples, "test").unwrap()
+}
+
+fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    a.iter().flatten().zip(b.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+const FIXED_TEXTS: &[&str] = &["很好", "太差了", "", "质量不错但是物流很慢", "😀", "This is great"];
+
+#[test]
+fn every_architecture_learns_a_tiny_dataset() {
+    for (arch, bidirectional, layers) in [(Arch::Rnn, false, 1), (Arch::Lstm, false, 1), (Arch::Gru, true, 1), (Arch::Lstm, true, 2)] {
+        let classifier = Classifier::new(bundle(arch, bidirectional, layers), Device::flex());
+        let data = encoded(&classifier, &examples());
+        let all: Vec<usize> = (0..data.len()).collect();
+        let autodiff = Device::flex().autodiff();
+        let mut trainer = Trainer::new(classifier.bundle.model.clone().to_device(&autodiff).train(), 1e-2, Freeze::None);
+        let mut losses = Vec::new();
+        let mut accuracy = 0.0;
+        for _ in 0..60 {
+            let (loss, correct) = trainer.step(&data, &all);
+            losses.push(loss.into_scalar::<f32>());
+            accuracy = correct.into_scalar::<i64>() as f32 / data.len() as f32;
+        }
+        let name = format!("{arch}{}x{layers}", if bidirectional { " bi" } else { "" });
+        assert!(losses[59] < 0.25 * losses[0], "{name}: loss {} → {}", losses[0], losses[59]);
+        assert!(losses[0] > 0.5, "{name}: starts near chance, loss {}", losses[0]);
+        assert_eq!(accuracy, 1.0, "{name}: fits its training data");
+    }
+}
+
+#[test]
+fn fit_keeps_the_best_epoch_and_reports_progress() {
+    let classifier = Classifier::new(bundle(Arch::Gru, false, 1), Device::flex());
+    let data = encoded(&classifier, &examples());
+    let options = TrainOptions { epochs: 30, batch_size: 8, lr: 1e-2, seed: 1, patience: 30, freeze: Freeze::None };
+    let mut epochs = 0;
+    let fitted = fit(classifier.bundle.model.clone(), &data, Some(&data), classifier.labels(), &options, &mut |e| {
+        if matches!(e, xinsheng_core::train::Event::Epoch { .. }) {
+            epochs += 1;
+        }
+    });
+    assert_eq!(epochs, 30);
+    assert_eq!(fitted.valid.unwrap().accuracy, 1.0);
+}
+
+#[test]
+fn padding_does_not_change_predictions() {
+    let classifier = Classifier::new(bundle(Arch::Lstm, true, 2), Device::flex());
+    let together = classifier.probabilities(FIXED_TEXTS);
+    let alone: Vec<Vec<f32>> = FIXED_TEXTS.iter().map(|t| classifier.probabilities(&[t]).remove(0)).collect();
+    assert!(max_abs_diff(&together, &alone) < 1e-5, "batched vs alone differ by {}", max_abs_diff(&together, &alone));
+}
+
+#[test]
+fn bundles_round_trip() {
+    let original = bundle(Arch::Gru, true, 1);
+    let bytes = original.to_bytes(Precision::F32).unwrap();
+    let classifier = Classifier::new(original, Device::flex());
+    let reloaded = Classifier::new(Bundle::from_bytes("f32", bytes, &Device::flex()).unwrap(), Device::flex());
+    let (a, b) = (classifier.probabilities(FIXED_TEXTS), reloaded.probabilities(FIXED_TEXTS));
+    assert!(max_abs_diff(&a, &b) < 1e-4, "f32 round trip differs by {}", max_abs_diff(&a, &b));
+    assert_eq!(classifier.predict(FIXED_TEXTS), reloaded.predict(FIXED_TEXTS));
+
+    // Half precision: close to the original, and stable once saved.
+    let half = Bundle::from_bytes("f16", reloaded.bundle.to_bytes(Precision::F16).unwrap(), &Device::flex()).unwrap();
+    let again = Bundle::from_bytes("f16 again", half.to_bytes(Precision::F16).unwrap(), &Device::flex()).unwrap();
+    let (half, again) = (Classifier::new(half, Device::flex()), Classifier::new(again, Device::flex()));
+    let (h, g) = (half.probabilities(FIXED_TEXTS), again.probabilities(FIXED_TEXTS));
+    assert!(max_abs_diff(&a, &h) < 1e-2);
+    assert_eq!(h, g);
+    assert_eq!(half.bundle.manifest.vocab.len(), classifier.bundle.manifest.vocab.len());
+}
+
+#[test]
+fn bad_bundles_are_refused_with_a_reason() {
+    let device = Device::flex();
+    let bytes = bundle(Arch::Lstm, false, 1).to_bytes(Precision::F16).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("garbage", b"definitely not a model".to_vec()),
+        ("truncated", bytes[..bytes.len() / 2].to_vec()),
+        ("cut at the end", bytes[..bytes.len() - 3].to_vec()),
+    ];
+    for (name, data) in cases {
+        let err = Bundle::from_bytes(name, data, &device).err().unwrap_or_else(|| panic!("{name} was accepted")).to_string();
+        assert!(err.starts_with(&format!("model bundle {name}:")), "{err}");
+    }
+    let missing = Bundle::load(std::path::Path::new("/nonexistent/bundle"), &device).err().unwrap().to_string();
+    assert!(missing.contains("not found"), "{missing}");
+}
+
+#[test]
+fn finetuning_adds_a_neutral_class_and_learns_it() {
+    let classifier = Classifier::new(bundle(Arch::Lstm, false, 1), Device::flex());
+    let base_head = classifier.bundle.model.head.weight.val().into_data().to_vec::<f32>().unwrap();
+    let mut data = examples();
+    let neutral = ["一般", "还行吧", "中规中矩", "普普通通"];
+    data.extend(neutral.iter().map(|t| Example { label: "中立".into(), text: t.to_string() }));
+    let options = TrainOptions { epochs: 80, batch_size: 32, lr: 1e-2, seed: 3, patience: 80, freeze: Freeze::None };
+
+    // Frozen encoder: only the head learns, and the old classes start from their old weights.
+    let frozen = TrainOptions { epochs: 1, lr: 0.0, freeze: Freeze::Encoder, ..options.clone() };
+    let (grown, _) = finetune(Classifier::new(bundle(Arch::Lstm, false, 1), Device::flex()).bundle, &data, &[], &frozen, &mut |_| {}).unwrap();
+    let grown_head = grown.model.head.weight.val().into_data().to_vec::<f32>().unwrap();
+    assert_eq!(grown.manifest.labels, ["正面", "负面", "中立"]);
+    for row in 0..16 {
+        assert_eq!(grown_head[row * 3..row * 3 + 2], base_head[row * 2..row * 2 + 2], "old class weights kept");
+    }
+
+    let (tuned, _) = finetune(classifier.bundle, &data, &[], &options, &mut |_| {}).unwrap();
+    let tuned = Classifier::new(tuned, Device::flex());
+    for p in tuned.predict(&neutral) {
+        assert_eq!(p.label, "中立", "{p:?}");
+    }
+    assert_eq!(tuned.predict(&["很好"])[0].label, "正面");
+}

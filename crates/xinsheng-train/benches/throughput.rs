@@ -1,0 +1,75 @@
+//! Training and inference throughput of the shipped model's architecture on this CPU.
+//!
+//!     cargo bench -p xinsheng-train --bench throughput
+//!
+//! Prints a markdown table (see docs/benchmarks.md). Each figure is the median of a few
+//! repetitions; the ratios between rows, measured in one process, are what to compare
+//! across machines.
+
+use std::time::Instant;
+
+use burn::tensor::Device;
+use xinsheng_core::bundle::Bundle;
+use xinsheng_core::data::read_examples;
+use xinsheng_core::rng::SplitMix64;
+use xinsheng_core::train::{Encoded, Freeze, Trainer, batches};
+use xinsheng_core::Classifier;
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn main() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let device = Device::flex();
+    let bundle = Bundle::load(format!("{root}/models/default").as_ref(), &device).expect("shipped model");
+    let config = bundle.manifest.config.clone();
+    let train = read_examples(&format!("{root}/data/train.tsv")).expect("training data");
+    let valid = read_examples(&format!("{root}/data/valid.tsv")).expect("validation data");
+    let classifier = Classifier::new(bundle, device.clone());
+    let labels = classifier.labels().to_vec();
+    let encode = |t: &str| classifier.encode(t);
+    let train_set = Encoded::new(&encode, &labels, &train.examples[..2048], "train").unwrap();
+    let texts: Vec<&str> = valid.examples.iter().map(|e| e.text.as_str()).collect();
+    let mean_len = train_set.ids.iter().map(Vec::len).sum::<usize>() as f64 / train_set.len() as f64;
+
+    println!("architecture: {}{} x{}, embed {}, hidden {}, vocab {}; mean tokens per review {:.0}", if config.bidirectional { "bi-" } else { "" }, config.arch, config.layers, config.embed_dim, config.hidden, config.vocab_size, mean_len);
+    println!();
+    println!("| measure | value |");
+    println!("|---|---|");
+
+    let autodiff = device.clone().autodiff();
+    let mut rates = Vec::new();
+    for rep in 0..3 {
+        let mut trainer = Trainer::new(config.init(&device).to_device(&autodiff).train(), 1e-3, Freeze::None);
+        let plan = batches(&train_set, 64, &mut SplitMix64::new(rep));
+        let start = Instant::now();
+        for indices in &plan {
+            let (loss, _) = trainer.step(&train_set, indices);
+            loss.into_scalar::<f32>();
+        }
+        rates.push(train_set.len() as f64 / start.elapsed().as_secs_f64());
+    }
+    let train_rate = median(rates);
+    println!("| training, batch 64 (samples/s) | {train_rate:.0} |");
+
+    let batched = median((0..3).map(|_| {
+        let start = Instant::now();
+        classifier.probabilities(&texts);
+        texts.len() as f64 / start.elapsed().as_secs_f64()
+    }).collect());
+    println!("| inference, batches of 64 (reviews/s) | {batched:.0} |");
+
+    let single = median((0..3).map(|_| {
+        let start = Instant::now();
+        for t in &texts[..200] {
+            classifier.probabilities(&[t]);
+        }
+        200.0 / start.elapsed().as_secs_f64()
+    }).collect());
+    println!("| inference, one review at a time (reviews/s) | {single:.0} |");
+    println!("| single-review latency (ms) | {:.1} |", 1000.0 / single);
+    println!("| batching speed-up (batched / single) | {:.1}x |", batched / single);
+    println!("| estimated epoch over data/train.tsv (s) | {:.0} |", 13902.0 / train_rate);
+}

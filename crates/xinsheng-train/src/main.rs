@@ -1,0 +1,418 @@
+//! `xinsheng`: the command line around `xinsheng-core`. It parses options, reads files and
+//! draws progress; every model computation is the core crate's.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use xinsheng_core::bundle::{Bundle, Manifest, Precision};
+use xinsheng_core::data::{Dataset, read_examples};
+use xinsheng_core::train::{Encoded, Event, Freeze, TrainOptions, evaluate, finetune, fit, pretrain};
+use xinsheng_core::{Arch, Classifier, Metrics, ModelConfig, Tokenizer, TokenizerKind, Vocab};
+
+#[derive(Parser)]
+#[command(name = "xinsheng", version, about = "心声 xinsheng: Chinese sentiment classification with recurrent networks", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model from labelled data and write a bundle
+    Train(TrainArgs),
+    /// Measure a model on labelled data: accuracy, macro-F1, per-class P/R/F1, confusion matrix
+    Eval(EvalArgs),
+    /// Classify texts given as arguments, in a file (one per line), or on standard input
+    Predict(PredictArgs),
+    /// Continue training a model on new labelled data (new labels add classes)
+    Finetune(FinetuneArgs),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Training data: .tsv, .csv or .jsonl with `label` and `text`
+    #[arg(long)]
+    data: PathBuf,
+    /// Validation data (same formats) for early stopping and model selection
+    #[arg(long)]
+    valid: Option<PathBuf>,
+    /// Recurrent cell
+    #[arg(long, default_value = "lstm", value_parser = ["rnn", "lstm", "gru"])]
+    arch: String,
+    /// Run each layer in both directions
+    #[arg(long)]
+    bidirectional: bool,
+    /// `char`: one token per character; `word`: jieba segmentation
+    #[arg(long, default_value = "char", value_parser = ["char", "word"])]
+    tokenizer: String,
+    #[arg(long, default_value_t = 128)]
+    embed_dim: usize,
+    #[arg(long, default_value_t = 128)]
+    hidden: usize,
+    /// Stacked recurrent layers
+    #[arg(long, default_value_t = 1)]
+    layers: usize,
+    #[arg(long, default_value_t = 0.3)]
+    dropout: f64,
+    /// Tokens kept per text (longer texts keep their first and last halves)
+    #[arg(long, default_value_t = 160)]
+    max_len: usize,
+    /// Largest vocabulary, special tokens included
+    #[arg(long, default_value_t = 6000)]
+    vocab_size: usize,
+    /// Tokens seen fewer times than this map to <unk>
+    #[arg(long, default_value_t = 2)]
+    min_freq: usize,
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Epochs of language-model pretraining on the training texts before classification
+    /// (ULMFiT-style; 0 skips it)
+    #[arg(long, default_value_t = 0)]
+    pretrain_epochs: usize,
+    /// Tokens the pretraining language model predicts (the rest count as <unk>)
+    #[arg(long, default_value_t = 3000)]
+    lm_vocab: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    /// Stop after this many epochs without better validation accuracy
+    #[arg(long, default_value_t = 3)]
+    patience: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Weight precision in the bundle
+    #[arg(long, default_value = "f16", value_parser = ["f16", "f32"])]
+    precision: String,
+    /// Output bundle: a directory (gets model.bpk) or a .bpk file
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Bundle directory or .bpk file
+    #[arg(long, default_value = "models/default")]
+    model: PathBuf,
+    /// Labelled data: .tsv, .csv or .jsonl with `label` and `text`
+    #[arg(long)]
+    data: PathBuf,
+    /// Print one JSON object instead of tables
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    /// Bundle directory or .bpk file
+    #[arg(long, default_value = "models/default")]
+    model: PathBuf,
+    /// A text file with one review per line
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Reviews to classify; with none and no --input, lines are read from standard input
+    texts: Vec<String>,
+}
+
+#[derive(Args)]
+struct FinetuneArgs {
+    /// Bundle to start from (directory or .bpk file)
+    #[arg(long, default_value = "models/default")]
+    model: PathBuf,
+    /// New labelled data: .tsv, .csv or .jsonl with `label` and `text`
+    #[arg(long)]
+    data: PathBuf,
+    /// Validation data for early stopping (otherwise the last epoch is kept)
+    #[arg(long)]
+    valid: Option<PathBuf>,
+    /// Output bundle: a directory (gets model.bpk) or a .bpk file
+    #[arg(long)]
+    out: PathBuf,
+    /// Parameters left untouched
+    #[arg(long, default_value = "none", value_parser = ["none", "embedding", "encoder"])]
+    freeze: String,
+    #[arg(long, default_value_t = 5)]
+    epochs: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 3)]
+    patience: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value = "f16", value_parser = ["f16", "f32"])]
+    precision: String,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train(args),
+        Command::Eval(args) => eval(args),
+        Command::Predict(args) => predict(args),
+        Command::Finetune(args) => finetune_cmd(args),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn device() -> Device {
+    #[cfg(feature = "cuda")]
+    return Device::cuda(0);
+    #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+    return Device::wgpu();
+    #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+    Device::flex()
+}
+
+fn load_data(path: &Path) -> Result<Dataset> {
+    let name = path.display().to_string();
+    let data = read_examples(&name)?;
+    if data.skipped_empty > 0 {
+        eprintln!("warning: {name}: skipped {} rows with empty text", data.skipped_empty);
+    }
+    Ok(data)
+}
+
+fn load_bundle(path: &Path) -> Result<Bundle> {
+    Ok(Bundle::load(path, &device())?)
+}
+
+/// Draws one bar per epoch and prints a line when the epoch ends.
+fn progress_printer() -> impl FnMut(Event) {
+    let style = ProgressStyle::with_template("epoch {prefix:>2} [{bar:30}] {pos}/{len} batches {msg} ({elapsed})")
+        .expect("valid template")
+        .progress_chars("=> ");
+    let mut progress: Option<ProgressBar> = None;
+    let started = Instant::now();
+    move |event| match event {
+        Event::Batch { epoch, batch, batches, loss, accuracy } => {
+            let bar = progress.get_or_insert_with(|| {
+                let b = ProgressBar::new(batches as u64).with_style(style.clone());
+                b.set_prefix(epoch.to_string());
+                b
+            });
+            bar.set_position(batch as u64);
+            bar.set_message(format!("loss {loss:.4} acc {accuracy:.4}"));
+        }
+        Event::Pretrain { epoch, batch, batches, loss } => {
+            let bar = progress.get_or_insert_with(|| {
+                let b = ProgressBar::new(batches as u64).with_style(style.clone());
+                b.set_prefix(format!("LM {epoch}"));
+                b
+            });
+            bar.set_position(batch as u64);
+            bar.set_message(format!("loss {loss:.4}"));
+            if batch == batches {
+                bar.finish_and_clear();
+                progress = None;
+                eprintln!("pretrain epoch {epoch:>2}: language-model loss {loss:.4} [{:.0}s]", started.elapsed().as_secs_f64());
+            }
+        }
+        Event::Epoch { epoch, train_loss, train_accuracy, valid, best } => {
+            if let Some(b) = progress.take() {
+                b.finish_and_clear();
+            }
+            let valid = valid.map_or(String::new(), |m| format!(" | valid acc {:.4} macro-F1 {:.4}", m.accuracy, m.macro_f1));
+            let mark = if best { " *best" } else { "" };
+            eprintln!("epoch {epoch:>2}: train loss {train_loss:.4} acc {train_accuracy:.4}{valid}{mark} [{:.0}s]", started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let started = Instant::now();
+    let kind: TokenizerKind = args.tokenizer.parse().map_err(anyhow::Error::msg)?;
+    let arch: Arch = args.arch.parse().map_err(anyhow::Error::msg)?;
+    let precision: Precision = args.precision.parse().map_err(anyhow::Error::msg)?;
+    if args.epochs == 0 || args.batch_size == 0 {
+        bail!("--epochs and --batch-size must be at least 1");
+    }
+    let train_data = load_data(&args.data)?;
+    let valid_data = args.valid.as_deref().map(load_data).transpose()?;
+    let mut labels = train_data.labels();
+    labels.sort();
+    if labels.len() < 2 {
+        bail!("{}: a classifier needs at least 2 labels, found {:?}", args.data.display(), labels);
+    }
+    if let (Some(path), Some(valid)) = (&args.valid, &valid_data) {
+        valid.check_labels(&path.display().to_string(), &labels)?;
+    }
+
+    let tokenizer = Tokenizer::new(kind, args.max_len);
+    let tokens: Vec<Vec<String>> = train_data.examples.iter().map(|e| tokenizer.tokenize(&e.text)).collect();
+    let vocab = Vocab::build(tokens.iter().map(Vec::as_slice), args.min_freq, args.vocab_size);
+    let config = ModelConfig {
+        arch,
+        bidirectional: args.bidirectional,
+        vocab_size: vocab.len(),
+        embed_dim: args.embed_dim,
+        hidden: args.hidden,
+        layers: args.layers,
+        dropout: args.dropout,
+        num_classes: labels.len(),
+    };
+    config.validate().map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "{} training examples, {} labels ({}), vocabulary {} {} tokens; {}{} x{} hidden {}",
+        train_data.examples.len(),
+        labels.len(),
+        labels.join(", "),
+        vocab.len(),
+        kind,
+        if args.bidirectional { "bi-" } else { "" },
+        arch,
+        args.layers,
+        args.hidden
+    );
+
+    let manifest = Manifest::new(config.clone(), tokenizer, labels.clone(), vocab);
+    let device = device();
+    let probe = Classifier::new(Bundle { model: config.init(&device), manifest }, device.clone());
+    let encode = |t: &str| probe.encode(t);
+    let train_set = Encoded::new(&encode, &labels, &train_data.examples, &args.data.display().to_string())?;
+    let valid_set = match (&valid_data, &args.valid) {
+        (Some(v), Some(path)) => Some(Encoded::new(&encode, &labels, &v.examples, &path.display().to_string())?),
+        _ => None,
+    };
+    let options = TrainOptions { epochs: args.epochs, batch_size: args.batch_size, lr: args.lr, seed: args.seed, patience: args.patience, freeze: Freeze::None };
+    let Classifier { bundle: Bundle { mut manifest, model }, .. } = probe;
+    let model = if args.pretrain_epochs > 0 {
+        let lm_options = TrainOptions { epochs: args.pretrain_epochs, ..options.clone() };
+        pretrain(model, &train_set, args.lm_vocab.min(config.vocab_size), &lm_options, &mut progress_printer())?
+    } else {
+        model
+    };
+    let fitted = fit(model, &train_set, valid_set.as_ref(), &labels, &options, &mut progress_printer());
+
+    manifest.metrics = fitted.valid.clone();
+    manifest.training = serde_json::json!({
+        "data": args.data.display().to_string(),
+        "valid": args.valid.as_ref().map(|p| p.display().to_string()),
+        "options": options,
+        "min_freq": args.min_freq,
+        "pretrain_epochs": args.pretrain_epochs,
+        "lm_vocab": args.lm_vocab,
+        "epochs_run": fitted.epochs_run,
+        "seconds": started.elapsed().as_secs_f64().round(),
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+    });
+    let bundle = Bundle { manifest, model: fitted.model };
+    let file = bundle.save(&args.out, precision)?;
+    let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    eprintln!("wrote {} ({:.2} MB) in {:.0}s", file.display(), size as f64 / 1e6, started.elapsed().as_secs_f64());
+    if let Some(m) = &bundle.manifest.metrics {
+        eprintln!("best validation accuracy {:.4}, macro-F1 {:.4}", m.accuracy, m.macro_f1);
+    }
+    Ok(())
+}
+
+fn eval(args: EvalArgs) -> Result<()> {
+    let bundle = load_bundle(&args.model)?;
+    let data = load_data(&args.data)?;
+    let name = args.data.display().to_string();
+    data.check_labels(&name, &bundle.manifest.labels)?;
+    let labels = bundle.manifest.labels.clone();
+    let device = device();
+    let classifier = Classifier::new(bundle, device.clone());
+    let encode = |t: &str| classifier.encode(t);
+    let set = Encoded::new(&encode, &labels, &data.examples, &name)?;
+    let metrics = evaluate(&classifier.bundle.model, &set, &labels, &device);
+    if args.json {
+        println!("{}", serde_json::to_string(&metrics)?);
+    } else {
+        print_metrics(&metrics);
+    }
+    Ok(())
+}
+
+fn print_metrics(m: &Metrics) {
+    println!("accuracy  {:.4}\nmacro-F1  {:.4}\n", m.accuracy, m.macro_f1);
+    let width = m.confusion.labels.iter().map(|l| l.chars().count()).max().unwrap_or(5).max(5);
+    println!("{:width$}  precision  recall  f1      support", "label");
+    for label in &m.confusion.labels {
+        let c = &m.per_class[label];
+        println!("{label:width$}  {:.4}     {:.4}  {:.4}  {}", c.precision, c.recall, c.f1, c.support);
+    }
+    println!("\nconfusion (rows: truth, columns: predicted)");
+    print!("{:width$}", "");
+    for label in &m.confusion.labels {
+        print!("  {label:>width$}");
+    }
+    println!();
+    for (label, row) in m.confusion.labels.iter().zip(&m.confusion.matrix) {
+        print!("{label:width$}");
+        for n in row {
+            print!("  {n:>width$}");
+        }
+        println!();
+    }
+}
+
+fn predict(args: PredictArgs) -> Result<()> {
+    let classifier = Classifier::new(load_bundle(&args.model)?, device());
+    let mut out = std::io::stdout().lock();
+    let mut emit = |texts: &[String]| -> Result<()> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        for (text, p) in texts.iter().zip(classifier.predict(&refs)) {
+            let line = serde_json::json!({ "text": text, "label": p.label, "score": p.score, "probs": p.probs });
+            writeln!(out, "{line}")?;
+        }
+        Ok(())
+    };
+    if !args.texts.is_empty() {
+        return emit(&args.texts);
+    }
+    let (name, reader): (String, Box<dyn BufRead>) = match &args.input {
+        Some(path) => {
+            let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            (path.display().to_string(), Box::new(std::io::BufReader::new(file)))
+        }
+        None => ("<stdin>".to_string(), Box::new(std::io::stdin().lock())),
+    };
+    // Classify in chunks so that output streams while a long input is still being read.
+    let mut chunk = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("{name}:{}: cannot read line (is the file UTF-8?)", i + 1))?;
+        chunk.push(line);
+        if chunk.len() == 256 {
+            emit(&chunk)?;
+            chunk.clear();
+        }
+    }
+    emit(&chunk)
+}
+
+fn finetune_cmd(args: FinetuneArgs) -> Result<()> {
+    let freeze: Freeze = args.freeze.parse().map_err(anyhow::Error::msg)?;
+    let precision: Precision = args.precision.parse().map_err(anyhow::Error::msg)?;
+    let bundle = load_bundle(&args.model)?;
+    let data = load_data(&args.data)?;
+    let valid = args.valid.as_deref().map(load_data).transpose()?;
+    let before = bundle.manifest.labels.clone();
+    let options = TrainOptions { epochs: args.epochs, batch_size: args.batch_size, lr: args.lr, seed: args.seed, patience: args.patience, freeze };
+    let valid_examples = valid.map(|v| v.examples).unwrap_or_default();
+    let (mut bundle, fitted) = finetune(bundle, &data.examples, &valid_examples, &options, &mut progress_printer())?;
+    let added: Vec<&String> = bundle.manifest.labels.iter().filter(|l| !before.contains(l)).collect();
+    if !added.is_empty() {
+        eprintln!("added labels: {}", added.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+    }
+    bundle.manifest.training = serde_json::json!({
+        "finetuned_from": args.model.display().to_string(),
+        "data": args.data.display().to_string(),
+        "options": options,
+        "epochs_run": fitted.epochs_run,
+        "base": bundle.manifest.training,
+    });
+    let file = bundle.save(&args.out, precision)?;
+    eprintln!("wrote {}", file.display());
+    Ok(())
+}
