@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::model::{ModelConfig, SentimentModel};
 use crate::tokenizer::Tokenizer;
-use crate::vocab::Vocab;
+use crate::vocab::{Bigrams, Vocab};
 
 pub const FILE_NAME: &str = "model.bpk";
 const MANIFEST_KEY: &str = "xinsheng.manifest";
@@ -48,6 +48,9 @@ pub struct Manifest {
     /// Class names in the order of the model's outputs.
     pub labels: Vec<String>,
     pub vocab: Vocab,
+    /// Token-id pairs of the bigram channel, when the model has one.
+    #[serde(default)]
+    pub bigrams: Option<Bigrams>,
     /// Validation metrics of the saved weights, when they were measured.
     #[serde(default)]
     pub metrics: Option<Metrics>,
@@ -58,20 +61,47 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn new(config: ModelConfig, tokenizer: Tokenizer, labels: Vec<String>, vocab: Vocab) -> Self {
-        Manifest { format_version: FORMAT_VERSION, config, tokenizer, labels, vocab, metrics: None, training: serde_json::Value::Null }
+        Manifest {
+            format_version: FORMAT_VERSION,
+            config,
+            tokenizer,
+            labels,
+            vocab,
+            bigrams: None,
+            metrics: None,
+            training: serde_json::Value::Null,
+        }
     }
 
     fn validate(&self) -> std::result::Result<(), String> {
         if self.format_version != FORMAT_VERSION {
-            return Err(format!("format version {} is not supported (this build reads version {FORMAT_VERSION})", self.format_version));
+            return Err(format!(
+                "format version {} is not supported (this build reads version {FORMAT_VERSION})",
+                self.format_version
+            ));
         }
         self.config.validate()?;
         self.vocab.validate()?;
         if self.labels.len() != self.config.num_classes {
-            return Err(format!("{} labels for {} model outputs", self.labels.len(), self.config.num_classes));
+            return Err(format!(
+                "{} labels for {} model outputs",
+                self.labels.len(),
+                self.config.num_classes
+            ));
+        }
+        let bigram_rows = self.bigrams.as_ref().map_or(0, Bigrams::len);
+        if bigram_rows != self.config.bigram_vocab_size {
+            return Err(format!(
+                "{bigram_rows} bigram entries for a bigram embedding of {}",
+                self.config.bigram_vocab_size
+            ));
         }
         if self.vocab.len() != self.config.vocab_size {
-            return Err(format!("{} vocabulary entries for an embedding of {}", self.vocab.len(), self.config.vocab_size));
+            return Err(format!(
+                "{} vocabulary entries for an embedding of {}",
+                self.vocab.len(),
+                self.config.vocab_size
+            ));
         }
         Ok(())
     }
@@ -84,33 +114,48 @@ pub struct Bundle {
 
 impl Bundle {
     pub fn to_bytes(&self, precision: Precision) -> Result<Vec<u8>> {
-        let manifest = serde_json::to_string(&self.manifest).map_err(|e| Error::Invalid(format!("cannot encode manifest: {e}")))?;
+        let manifest = serde_json::to_string(&self.manifest)
+            .map_err(|e| Error::Invalid(format!("cannot encode manifest: {e}")))?;
         let dtype = match precision {
             Precision::F16 => DType::F16,
             Precision::F32 => DType::F32,
         };
-        let mut store = BurnpackStore::from_bytes(None).metadata(MANIFEST_KEY, manifest).with_to_adapter(FloatCastAdapter::to(dtype));
-        self.model.save_into(&mut store).map_err(|e| Error::Invalid(format!("cannot encode weights: {e}")))?;
-        let bytes = store.get_bytes().map_err(|e| Error::Invalid(format!("cannot encode weights: {e}")))?;
+        let mut store = BurnpackStore::from_bytes(None)
+            .metadata(MANIFEST_KEY, manifest)
+            .with_to_adapter(FloatCastAdapter::to(dtype));
+        self.model
+            .save_into(&mut store)
+            .map_err(|e| Error::Invalid(format!("cannot encode weights: {e}")))?;
+        let bytes = store
+            .get_bytes()
+            .map_err(|e| Error::Invalid(format!("cannot encode weights: {e}")))?;
         Ok(bytes.to_vec())
     }
 
     /// Decodes a bundle; `name` says where the bytes came from, for error messages.
     pub fn from_bytes(name: &str, bytes: Vec<u8>, device: &Device) -> Result<Bundle> {
         let bytes = Bytes::from_bytes_vec(bytes);
-        let reader = burn_pack::Reader::from_bytes(bytes.clone())
-            .map_err(|e| Error::bundle(name, format!("not a readable burnpack file ({e}); it may be truncated or corrupt")))?;
+        let reader = burn_pack::Reader::from_bytes(bytes.clone()).map_err(|e| {
+            Error::bundle(
+                name,
+                format!("not a readable burnpack file ({e}); it may be truncated or corrupt"),
+            )
+        })?;
         let manifest = reader
             .metadata()
             .get(MANIFEST_KEY)
             .ok_or_else(|| Error::bundle(name, "burnpack file without a xinsheng manifest: not a xinsheng model"))?;
-        let manifest: Manifest = serde_json::from_str(manifest).map_err(|e| Error::bundle(name, format!("corrupt manifest: {e}")))?;
+        let manifest: Manifest =
+            serde_json::from_str(manifest).map_err(|e| Error::bundle(name, format!("corrupt manifest: {e}")))?;
         manifest.validate().map_err(|e| Error::bundle(name, e))?;
-        let mut model = manifest.config.init(device);
+        let mut model = manifest.config.init(device).with_bigrams(manifest.bigrams.clone());
         let mut store = BurnpackStore::from_bytes(Some(bytes)).with_from_adapter(FloatCastAdapter::to(DType::F32));
-        model
-            .load_from(&mut store)
-            .map_err(|e| Error::bundle(name, format!("weights do not match the manifest ({e}); the file may be truncated or corrupt")))?;
+        model.load_from(&mut store).map_err(|e| {
+            Error::bundle(
+                name,
+                format!("weights do not match the manifest ({e}); the file may be truncated or corrupt"),
+            )
+        })?;
         Ok(Bundle { manifest, model })
     }
 
@@ -119,30 +164,52 @@ impl Bundle {
         let file = if path.extension().is_some_and(|e| e == "bpk") {
             path.to_path_buf()
         } else {
-            std::fs::create_dir_all(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+            std::fs::create_dir_all(path).map_err(|source| Error::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
             path.join(FILE_NAME)
         };
         let bytes = self.to_bytes(precision)?;
         // Write then rename, so an interrupted save never leaves a truncated bundle behind.
         let partial = file.with_extension("bpk.partial");
-        std::fs::write(&partial, bytes).map_err(|source| Error::Io { path: partial.display().to_string(), source })?;
-        std::fs::rename(&partial, &file).map_err(|source| Error::Io { path: file.display().to_string(), source })?;
+        std::fs::write(&partial, bytes).map_err(|source| Error::Io {
+            path: partial.display().to_string(),
+            source,
+        })?;
+        std::fs::rename(&partial, &file).map_err(|source| Error::Io {
+            path: file.display().to_string(),
+            source,
+        })?;
         Ok(file)
     }
 
     /// Reads a `.bpk` file, or a directory holding `model.bpk`.
     pub fn load(path: &Path, device: &Device) -> Result<Bundle> {
-        let file = if path.is_dir() { path.join(FILE_NAME) } else { path.to_path_buf() };
+        let file = if path.is_dir() {
+            path.join(FILE_NAME)
+        } else {
+            path.to_path_buf()
+        };
         let name = file.display().to_string();
         if !file.exists() {
-            return Err(Error::bundle(&name, "not found (give a bundle directory containing model.bpk, or a .bpk file)"));
+            return Err(Error::bundle(
+                &name,
+                "not found (give a bundle directory containing model.bpk, or a .bpk file)",
+            ));
         }
-        let bytes = std::fs::read(&file).map_err(|source| Error::Io { path: name.clone(), source })?;
+        let bytes = std::fs::read(&file).map_err(|source| Error::Io {
+            path: name.clone(),
+            source,
+        })?;
         Bundle::from_bytes(&name, bytes, device)
     }
 
     /// A copy on another device (for example the autodiff one, to fine-tune).
     pub fn to_device(&self, device: &Device) -> Bundle {
-        Bundle { manifest: self.manifest.clone(), model: self.model.clone().to_device(device) }
+        Bundle {
+            manifest: self.manifest.clone(),
+            model: self.model.clone().to_device(device),
+        }
     }
 }

@@ -8,8 +8,8 @@ use burn::tensor::{Device, Tensor};
 use serde::Serialize;
 
 use crate::bundle::Bundle;
-use crate::model::Batch;
-use crate::vocab::UNK_ID;
+use crate::tokenizer::Tokenizer;
+use crate::vocab::{UNK_ID, Vocab};
 
 /// Texts per forward pass; bounds memory for huge inputs without changing any result.
 pub const INFERENCE_BATCH: usize = 64;
@@ -19,6 +19,13 @@ pub struct Prediction {
     pub label: String,
     pub score: f32,
     pub probs: BTreeMap<String, f32>,
+}
+
+/// Token ids of `text`; never empty (text without tokens is one unknown token), so every
+/// input, even "" or "😀", gets a prediction.
+pub fn encode(tokenizer: &Tokenizer, vocab: &Vocab, text: &str) -> Vec<usize> {
+    let ids: Vec<usize> = tokenizer.tokenize(text).iter().map(|t| vocab.id(t)).collect();
+    if ids.is_empty() { vec![UNK_ID] } else { ids }
 }
 
 pub struct Classifier {
@@ -40,17 +47,14 @@ impl Classifier {
         self.bundle.manifest.tokenizer.tokenize(text)
     }
 
-    /// Token ids of `text`; never empty (text without tokens is one unknown token), so every
-    /// input, even "" or "😀", gets a prediction.
+    /// Token ids of `text` (see [`encode`]).
     pub fn encode(&self, text: &str) -> Vec<usize> {
-        let vocab = &self.bundle.manifest.vocab;
-        let ids: Vec<usize> = self.tokens(text).iter().map(|t| vocab.id(t)).collect();
-        if ids.is_empty() { vec![UNK_ID] } else { ids }
+        encode(&self.bundle.manifest.tokenizer, &self.bundle.manifest.vocab, text)
     }
 
     /// Softmax probabilities for a batch of encoded texts, `[batch, classes]`.
     pub fn probabilities_tensor(&self, ids: &[Vec<usize>]) -> Tensor<2> {
-        let batch = Batch::new(ids, &self.device);
+        let batch = self.bundle.model.batch(ids, &self.device);
         softmax(self.bundle.model.forward(&batch), 1)
     }
 
@@ -64,7 +68,11 @@ impl Classifier {
         let mut out = vec![Vec::new(); texts.len()];
         for chunk in order.chunks(INFERENCE_BATCH) {
             let ids: Vec<Vec<usize>> = chunk.iter().map(|&i| encoded[i].clone()).collect();
-            let flat: Vec<f32> = self.probabilities_tensor(&ids).into_data().try_into_vec().expect("f32 probabilities");
+            let flat: Vec<f32> = self
+                .probabilities_tensor(&ids)
+                .into_data()
+                .try_into_vec()
+                .expect("f32 probabilities");
             for (row, &i) in chunk.iter().enumerate() {
                 out[i] = flat[row * classes..(row + 1) * classes].to_vec();
             }
@@ -73,7 +81,11 @@ impl Classifier {
     }
 
     pub fn prediction(&self, probs: &[f32]) -> Prediction {
-        let (best, &score) = probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("at least two classes");
+        let (best, &score) = probs
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .expect("at least two classes");
         Prediction {
             label: self.labels()[best].clone(),
             score,

@@ -27,7 +27,11 @@ impl Format {
             "tsv" | "tab" => Ok(Format::Tsv),
             "csv" => Ok(Format::Csv),
             "jsonl" | "ndjson" => Ok(Format::Jsonl),
-            _ => Err(Error::data(name, None, "unknown file format: use .tsv, .csv or .jsonl with 'label' and 'text'")),
+            _ => Err(Error::data(
+                name,
+                None,
+                "unknown file format: use .tsv, .csv or .jsonl with 'label' and 'text'",
+            )),
         }
     }
 }
@@ -46,7 +50,11 @@ impl Dataset {
     pub fn check_labels(&self, name: &str, labels: &[String]) -> Result<()> {
         for (e, &line) in self.examples.iter().zip(&self.lines) {
             if !labels.contains(&e.label) {
-                return Err(Error::data(name, Some(line), format!("unknown label '{}' (the model knows {})", e.label, labels.join(", "))));
+                return Err(Error::data(
+                    name,
+                    Some(line),
+                    format!("unknown label '{}' (the model knows {})", e.label, labels.join(", ")),
+                ));
             }
         }
         Ok(())
@@ -66,7 +74,10 @@ impl Dataset {
 
 /// Reads a data file from disk; the format comes from its extension.
 pub fn read_examples(path: &str) -> Result<Dataset> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_string(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_string(),
+        source,
+    })?;
     parse_examples(path, &bytes, Format::from_name(path)?)
 }
 
@@ -75,7 +86,11 @@ pub fn parse_examples(name: &str, bytes: &[u8], format: Format) -> Result<Datase
     let text = utf8(name, bytes)?;
     let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
     if text.trim().is_empty() {
-        return Err(Error::data(name, None, "the file is empty: expected a header row and at least one example"));
+        return Err(Error::data(
+            name,
+            None,
+            "the file is empty: expected a header row and at least one example",
+        ));
     }
     let rows = match format {
         Format::Tsv => tsv_rows(name, text)?,
@@ -92,7 +107,10 @@ pub fn parse_examples(name: &str, bytes: &[u8], format: Format) -> Result<Datase
             dataset.skipped_empty += 1;
             continue;
         }
-        dataset.examples.push(Example { label: label.to_string(), text });
+        dataset.examples.push(Example {
+            label: label.to_string(),
+            text,
+        });
         dataset.lines.push(line);
     }
     if dataset.examples.is_empty() {
@@ -115,7 +133,11 @@ fn header_columns(name: &str, header: &[&str]) -> Result<(usize, usize)> {
     let find = |col: &str| header.iter().position(|h| h.trim().eq_ignore_ascii_case(col));
     match (find("label"), find("text")) {
         (Some(l), Some(t)) => Ok((l, t)),
-        _ => Err(Error::data(name, Some(1), format!("header must name the columns 'label' and 'text', found {:?}", header))),
+        _ => Err(Error::data(
+            name,
+            Some(1),
+            format!("header must name the columns 'label' and 'text', found {:?}", header),
+        )),
     }
 }
 
@@ -131,19 +153,37 @@ fn tsv_rows(name: &str, text: &str) -> Result<Vec<Row>> {
         }
         let fields: Vec<&str> = line.split('\t').collect();
         if fields.len() < header.len() {
-            return Err(Error::data(name, Some(i + 1), format!("expected {} tab-separated columns (label<TAB>text), found {}", header.len(), fields.len())));
+            return Err(Error::data(
+                name,
+                Some(i + 1),
+                format!(
+                    "expected {} tab-separated columns (label<TAB>text), found {}",
+                    header.len(),
+                    fields.len()
+                ),
+            ));
         }
         // A stray tab inside the text (the last column) belongs to the text.
-        let text = if text_col == header.len() - 1 { fields[text_col..].join("\t") } else { fields[text_col].to_string() };
+        let text = if text_col == header.len() - 1 {
+            fields[text_col..].join("\t")
+        } else {
+            fields[text_col].to_string()
+        };
         rows.push((i + 1, fields[label_col].to_string(), text));
     }
     Ok(rows)
 }
 
 fn csv_rows(name: &str, text: &str) -> Result<Vec<Row>> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(text.as_bytes());
     let line_of = |e: &csv::Error| e.position().map(|p| p.line() as usize);
-    let header = reader.headers().map_err(|e| Error::data(name, line_of(&e), e.to_string()))?.clone();
+    let header = reader
+        .headers()
+        .map_err(|e| Error::data(name, line_of(&e), e.to_string()))?
+        .clone();
     let (label_col, text_col) = header_columns(name, &header.iter().collect::<Vec<_>>())?;
     let mut rows = Vec::new();
     for record in reader.records() {
@@ -166,8 +206,13 @@ fn jsonl_rows(name: &str, text: &str) -> Result<Vec<Row>> {
         if line.trim().is_empty() {
             continue;
         }
-        let row: JsonRow = serde_json::from_str(line)
-            .map_err(|e| Error::data(name, Some(i + 1), format!("malformed JSON line ({e}); expected {{\"label\": \"…\", \"text\": \"…\"}}")))?;
+        let row: JsonRow = serde_json::from_str(line).map_err(|e| {
+            Error::data(
+                name,
+                Some(i + 1),
+                format!("malformed JSON line ({e}); expected {{\"label\": \"…\", \"text\": \"…\"}}"),
+            )
+        })?;
         rows.push((i + 1, row.label.unwrap_or_default(), row.text.unwrap_or_default()));
     }
     Ok(rows)
@@ -185,16 +230,30 @@ mod tests {
     fn reads_all_three_formats() {
         let tsv = parse_examples("f", "label\ttext\n正面\t很好\n负面\t太差了\n".as_bytes(), Format::Tsv).unwrap();
         let csv = parse_examples("f", "text,label\n\"很好, 真的\",正面\n".as_bytes(), Format::Csv).unwrap();
-        let jsonl = parse_examples("f", "{\"label\":\"中立\",\"text\":\"一般\"}\n".as_bytes(), Format::Jsonl).unwrap();
+        let jsonl = parse_examples(
+            "f",
+            "{\"label\":\"中立\",\"text\":\"一般\"}\n".as_bytes(),
+            Format::Jsonl,
+        )
+        .unwrap();
         assert_eq!(tsv.examples.len(), 2);
         assert_eq!(tsv.labels(), ["正面", "负面"]);
-        assert_eq!(csv.examples[0], Example { label: "正面".into(), text: "很好, 真的".into() });
+        assert_eq!(
+            csv.examples[0],
+            Example {
+                label: "正面".into(),
+                text: "很好, 真的".into()
+            }
+        );
         assert_eq!(jsonl.examples[0].label, "中立");
     }
 
     #[test]
     fn bad_rows_name_their_line() {
-        assert_eq!(err(b"label\ttext\npositive\tok\nno tab here\n", Format::Tsv), "f:3: expected 2 tab-separated columns (label<TAB>text), found 1");
+        assert_eq!(
+            err(b"label\ttext\npositive\tok\nno tab here\n", Format::Tsv),
+            "f:3: expected 2 tab-separated columns (label<TAB>text), found 1"
+        );
         assert_eq!(err(b"label\ttext\n\tno label\n", Format::Tsv), "f:2: missing label");
         assert!(err(b"label\ttext\npositive\t\xff\xfe\n", Format::Tsv).starts_with("f:2: invalid UTF-8"));
         assert!(err(b"{\"label\": 1}\n", Format::Jsonl).starts_with("f:1: malformed JSON line"));

@@ -7,29 +7,54 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug)]
 pub enum Error {
     /// A data file could not be read or parsed; `line` is 1-based when known.
-    Data { file: String, line: Option<usize>, message: String },
+    Data {
+        file: String,
+        line: Option<usize>,
+        message: String,
+    },
     /// A model bundle is missing, corrupt, truncated or incompatible.
-    Bundle { path: String, message: String },
+    Bundle {
+        path: String,
+        message: String,
+    },
     /// Options that cannot work together (for example an unknown label in eval data).
     Invalid(String),
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
     pub fn data(file: &str, line: Option<usize>, message: impl Into<String>) -> Self {
-        Error::Data { file: file.to_string(), line, message: message.into() }
+        Error::Data {
+            file: file.to_string(),
+            line,
+            message: message.into(),
+        }
     }
 
     pub fn bundle(path: &str, message: impl Into<String>) -> Self {
-        Error::Bundle { path: path.to_string(), message: message.into() }
+        Error::Bundle {
+            path: path.to_string(),
+            message: message.into(),
+        }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Data { file, line: Some(line), message } => write!(f, "{file}:{line}: {message}"),
-            Error::Data { file, line: None, message } => write!(f, "{file}: {message}"),
+            Error::Data {
+                file,
+                line: Some(line),
+                message,
+            } => write!(f, "{file}:{line}: {message}"),
+            Error::Data {
+                file,
+                line: None,
+                message,
+            } => write!(f, "{file}: {message}"),
             Error::Bundle { path, message } => write!(f, "model bundle {path}: {message}"),
             Error::Invalid(message) => f.write_str(message),
             Error::Io { path, source } => write!(f, "{path}: {source}"),

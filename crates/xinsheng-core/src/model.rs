@@ -11,7 +11,9 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::vocab::PAD_ID;
+use std::sync::Arc;
+
+use crate::vocab::{Bigrams, PAD_ID};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -66,18 +68,34 @@ pub struct ModelConfig {
     pub layers: usize,
     pub dropout: f64,
     pub num_classes: usize,
+    /// Rows of the bigram embedding (0: no bigram channel).
+    #[serde(default)]
+    pub bigram_vocab_size: usize,
+    #[serde(default)]
+    pub bigram_dim: usize,
 }
 
 impl ModelConfig {
     pub fn validate(&self) -> Result<(), String> {
-        let positive = [("vocab size", self.vocab_size), ("embedding size", self.embed_dim), ("hidden size", self.hidden), ("layers", self.layers)];
+        let positive = [
+            ("vocab size", self.vocab_size),
+            ("embedding size", self.embed_dim),
+            ("hidden size", self.hidden),
+            ("layers", self.layers),
+        ];
         for (name, value) in positive {
             if value == 0 {
                 return Err(format!("{name} must be at least 1"));
             }
         }
         if self.num_classes < 2 {
-            return Err(format!("a classifier needs at least 2 labels, got {}", self.num_classes));
+            return Err(format!(
+                "a classifier needs at least 2 labels, got {}",
+                self.num_classes
+            ));
+        }
+        if self.bigram_vocab_size > 0 && self.bigram_dim == 0 {
+            return Err("a bigram channel needs a bigram embedding size of at least 1".into());
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(format!("dropout must be in [0, 1), got {}", self.dropout));
@@ -89,24 +107,38 @@ impl ModelConfig {
         if self.bidirectional { 2 } else { 1 }
     }
 
+    fn bigram_dim(&self) -> usize {
+        if self.bigram_vocab_size > 0 { self.bigram_dim } else { 0 }
+    }
+
+    /// A freshly initialised model; give it its bigram table with [`SentimentModel::with_bigrams`].
     pub fn init(&self, device: &Device) -> SentimentModel {
         let width = self.hidden * self.directions();
         let layers = (0..self.layers)
             .map(|i| {
-                let input = if i == 0 { self.embed_dim } else { width };
+                let input = if i == 0 {
+                    self.embed_dim + self.bigram_dim()
+                } else {
+                    width
+                };
                 RecurrentLayer {
                     forward: Cell::new(self.arch, input, self.hidden, device),
-                    backward: self.bidirectional.then(|| Cell::new(self.arch, input, self.hidden, device)),
+                    backward: self
+                        .bidirectional
+                        .then(|| Cell::new(self.arch, input, self.hidden, device)),
                 }
             })
             .collect();
         SentimentModel {
             embedding: EmbeddingConfig::new(self.vocab_size, self.embed_dim).init(device),
+            bigram_embedding: (self.bigram_dim() > 0)
+                .then(|| EmbeddingConfig::new(self.bigram_vocab_size, self.bigram_dim).init(device)),
             layers,
             dropout: DropoutConfig::new(self.dropout).init(),
-            // Mean and max pooling side by side.
-            head: LinearConfig::new(2 * width, self.num_classes).init(device),
+            // Mean and max pooling of the recurrent outputs, and the mean bigram embedding.
+            head: LinearConfig::new(2 * width + self.bigram_dim(), self.num_classes).init(device),
             arch: self.arch,
+            bigrams: None,
         }
     }
 }
@@ -137,7 +169,11 @@ impl Cell {
         let mut h = Tensor::<2>::zeros([batch, d_hidden], &device);
         let mut c = h.clone();
         let mut outputs = vec![None; inputs.len()];
-        let order: Box<dyn Iterator<Item = usize>> = if reverse { Box::new((0..inputs.len()).rev()) } else { Box::new(0..inputs.len()) };
+        let order: Box<dyn Iterator<Item = usize>> = if reverse {
+            Box::new((0..inputs.len()).rev())
+        } else {
+            Box::new(0..inputs.len())
+        };
         for t in order {
             let x = self.input.forward(inputs[t].clone());
             let hp = self.hidden.forward(h.clone());
@@ -145,7 +181,12 @@ impl Cell {
                 Arch::Rnn => ((x + hp).tanh(), None),
                 Arch::Lstm => {
                     let g = (x + hp).chunk(4, 1);
-                    let (i, f, cand, o) = (sigmoid(g[0].clone()), sigmoid(g[1].clone()), g[2].clone().tanh(), sigmoid(g[3].clone()));
+                    let (i, f, cand, o) = (
+                        sigmoid(g[0].clone()),
+                        sigmoid(g[1].clone()),
+                        g[2].clone().tanh(),
+                        sigmoid(g[3].clone()),
+                    );
                     let c_new = f * c.clone() + i * cand;
                     (o * c_new.clone().tanh(), Some(c_new))
                 }
@@ -183,7 +224,12 @@ impl RecurrentLayer {
     }
 
     /// Outputs of the forward cell and, if any, of the backward cell, kept apart.
-    fn run_split(&self, arch: Arch, inputs: &[Tensor<2>], masks: &[Tensor<2>]) -> (Vec<Tensor<2>>, Option<Vec<Tensor<2>>>) {
+    fn run_split(
+        &self,
+        arch: Arch,
+        inputs: &[Tensor<2>],
+        masks: &[Tensor<2>],
+    ) -> (Vec<Tensor<2>>, Option<Vec<Tensor<2>>>) {
         let forward = self.forward.run(arch, inputs, masks, false);
         let backward = self.backward.as_ref().map(|cell| cell.run(arch, inputs, masks, true));
         (forward, backward)
@@ -192,7 +238,11 @@ impl RecurrentLayer {
     fn run(&self, arch: Arch, inputs: &[Tensor<2>], masks: &[Tensor<2>]) -> Vec<Tensor<2>> {
         match self.run_split(arch, inputs, masks) {
             (forward, None) => forward,
-            (forward, Some(backward)) => forward.into_iter().zip(backward).map(|(f, b)| Tensor::cat(vec![f, b], 1)).collect(),
+            (forward, Some(backward)) => forward
+                .into_iter()
+                .zip(backward)
+                .map(|(f, b)| Tensor::cat(vec![f, b], 1))
+                .collect(),
         }
     }
 }
@@ -200,11 +250,23 @@ impl RecurrentLayer {
 #[derive(Module, Debug)]
 pub struct SentimentModel {
     pub embedding: Embedding,
+    pub bigram_embedding: Option<Embedding>,
     pub layers: Vec<RecurrentLayer>,
     dropout: Dropout,
     pub head: Linear,
     #[module(skip)]
     arch: Arch,
+    #[module(skip)]
+    bigrams: Option<Arc<Bigrams>>,
+}
+
+/// What the encoder produces for a batch: per-step masks, the last layer's outputs per
+/// direction, and the bigram embeddings (pooled separately).
+struct Encoding {
+    masks: Vec<Tensor<2>>,
+    forward: Vec<Tensor<2>>,
+    backward: Option<Vec<Tensor<2>>>,
+    bigrams: Option<Vec<Tensor<2>>>,
 }
 
 /// Token ids of several texts, padded into one time-major batch.
@@ -216,11 +278,13 @@ pub struct Batch {
     pub mask: Tensor<3>,
     /// `[batch, 1]`: the number of real tokens (at least 1).
     pub lengths: Tensor<2>,
+    /// `[time, batch]`: the bigram starting at each step, for models with a bigram channel.
+    pub bigrams: Option<Tensor<2, Int>>,
 }
 
 impl Batch {
     /// Pads `sequences` (each non-empty) to the longest one.
-    pub fn new(sequences: &[Vec<usize>], device: &Device) -> Batch {
+    pub fn new(sequences: &[Vec<usize>], bigrams: Option<&Bigrams>, device: &Device) -> Batch {
         let batch = sequences.len();
         let time = sequences.iter().map(Vec::len).max().unwrap_or(1).max(1);
         let mut ids = vec![PAD_ID as i64; time * batch];
@@ -232,7 +296,17 @@ impl Batch {
             }
         }
         let lengths: Vec<f32> = sequences.iter().map(|s| s.len().max(1) as f32).collect();
+        let bigrams = bigrams.map(|table| {
+            let mut pair_ids = vec![PAD_ID as i64; time * batch];
+            for (b, seq) in sequences.iter().enumerate() {
+                for (t, id) in table.ids(seq).into_iter().enumerate() {
+                    pair_ids[t * batch + b] = id as i64;
+                }
+            }
+            Tensor::from_data(TensorData::new(pair_ids, [time, batch]), device)
+        });
         Batch {
+            bigrams,
             tokens: Tensor::from_data(TensorData::new(ids, [time, batch]), device),
             mask: Tensor::from_data(TensorData::new(mask, [time, batch, 1]), device),
             lengths: Tensor::from_data(TensorData::new(lengths, [batch, 1]), device),
@@ -245,40 +319,95 @@ impl SentimentModel {
         self.arch
     }
 
-    /// Per-step masks and embedded (dropped-out) inputs of a batch.
-    fn embed(&self, batch: &Batch) -> (Vec<Tensor<2>>, Vec<Tensor<2>>) {
+    /// Attaches the bigram table the bigram embedding was trained with.
+    pub fn with_bigrams(mut self, bigrams: Option<Bigrams>) -> Self {
+        self.bigrams = bigrams.map(Arc::new);
+        self
+    }
+
+    /// A padded batch of encoded texts for this model (with bigram ids if it uses them).
+    pub fn batch(&self, sequences: &[Vec<usize>], device: &Device) -> Batch {
+        Batch::new(
+            sequences,
+            self.bigrams.as_deref().filter(|_| self.bigram_embedding.is_some()),
+            device,
+        )
+    }
+
+    /// Per-step masks, embedded (dropped-out) inputs, and the bigram embeddings if any.
+    fn embed(&self, batch: &Batch) -> (Vec<Tensor<2>>, Vec<Tensor<2>>, Option<Vec<Tensor<2>>>) {
         let [time, size] = batch.tokens.dims();
-        let masks = (0..time).map(|t| batch.mask.clone().slice([t..t + 1, 0..size, 0..1]).reshape([size, 1])).collect();
-        let [_, embed_dim] = self.embedding.weight.dims();
-        let inputs = (0..time)
-            .map(|t| {
-                let ids = batch.tokens.clone().slice([t..t + 1, 0..size]).reshape([size, 1]);
-                self.dropout.forward(self.embedding.forward(ids).reshape([size, embed_dim]))
-            })
+        let masks = (0..time)
+            .map(|t| batch.mask.clone().slice([t..t + 1, 0..size, 0..1]).reshape([size, 1]))
             .collect();
-        (masks, inputs)
+        let lookup = |table: &Embedding, ids: &Tensor<2, Int>, t: usize| {
+            let [_, dim] = table.weight.dims();
+            table
+                .forward(ids.clone().slice([t..t + 1, 0..size]).reshape([size, 1]))
+                .reshape([size, dim])
+        };
+        let tokens: Vec<Tensor<2>> = (0..time).map(|t| lookup(&self.embedding, &batch.tokens, t)).collect();
+        let bigrams: Option<Vec<Tensor<2>>> = match (&self.bigram_embedding, &batch.bigrams) {
+            (Some(table), Some(ids)) => Some((0..time).map(|t| lookup(table, ids, t)).collect()),
+            (Some(_), None) => panic!(
+                "model with a bigram channel given a batch without bigrams; build batches with SentimentModel::batch"
+            ),
+            _ => None,
+        };
+        let inputs = match &bigrams {
+            None => tokens.into_iter().map(|x| self.dropout.forward(x)).collect(),
+            Some(b) => tokens
+                .into_iter()
+                .zip(b)
+                .map(|(x, b)| self.dropout.forward(Tensor::cat(vec![x, b.clone()], 1)))
+                .collect(),
+        };
+        (masks, inputs, bigrams)
     }
 
     /// Runs every layer but the last, then the last with its directions kept apart.
-    fn encode(&self, batch: &Batch) -> (Vec<Tensor<2>>, Vec<Tensor<2>>, Option<Vec<Tensor<2>>>) {
-        let (masks, mut sequence) = self.embed(batch);
+    fn encode(&self, batch: &Batch) -> Encoding {
+        let (masks, mut sequence, bigrams) = self.embed(batch);
         let last = self.layers.len() - 1;
         for layer in &self.layers[..last] {
             sequence = layer.run(self.arch, &sequence, &masks);
             sequence = sequence.into_iter().map(|x| self.dropout.forward(x)).collect();
         }
         let (forward, backward) = self.layers[last].run_split(self.arch, &sequence, &masks);
-        (masks, forward, backward)
+        Encoding {
+            masks,
+            forward,
+            backward,
+            bigrams,
+        }
     }
 
     /// Class logits, `[batch, classes]`.
     pub fn forward(&self, batch: &Batch) -> Tensor<2> {
-        let (masks, forward, backward) = self.encode(batch);
+        let Encoding {
+            masks,
+            forward,
+            backward,
+            bigrams,
+        } = self.encode(batch);
         let sequence = match backward {
             None => forward,
-            Some(backward) => forward.into_iter().zip(backward).map(|(f, b)| Tensor::cat(vec![f, b], 1)).collect(),
+            Some(backward) => forward
+                .into_iter()
+                .zip(backward)
+                .map(|(f, b)| Tensor::cat(vec![f, b], 1))
+                .collect(),
         };
-        let pooled = pool(&sequence, &masks, batch.lengths.clone());
+        let mut pooled = pool(&sequence, &masks, batch.lengths.clone());
+        if let Some(bigrams) = bigrams {
+            let sum = bigrams
+                .into_iter()
+                .zip(&masks)
+                .map(|(b, m)| b * m.clone())
+                .reduce(|a, b| a + b)
+                .expect("at least one step");
+            pooled = Tensor::cat(vec![pooled, sum / batch.lengths.clone()], 1);
+        }
         self.head.forward(self.dropout.forward(pooled))
     }
 
@@ -286,14 +415,15 @@ impl SentimentModel {
     /// up to t (it predicts t + 1); the backward direction's has only seen tokens from t on
     /// (it predicts t - 1). Only leak-free when no bidirectional layer lies below the last one.
     pub fn language_model_states(&self, batch: &Batch) -> (Vec<Tensor<2>>, Option<Vec<Tensor<2>>>) {
-        let (_, forward, backward) = self.encode(batch);
+        let Encoding { forward, backward, .. } = self.encode(batch);
         (forward, backward)
     }
 
     /// Whether [`language_model_states`](Self::language_model_states) can be used for
     /// pretraining: stacked bidirectional layers would let each direction see the future.
+    /// Bigrams would show each step the token it must predict.
     pub fn supports_language_model(&self) -> bool {
-        self.layers.len() == 1 || self.layers.iter().all(|l| l.backward.is_none())
+        self.bigram_embedding.is_none() && (self.layers.len() == 1 || self.layers.iter().all(|l| l.backward.is_none()))
     }
 
     /// The number of classes the head predicts.

@@ -5,19 +5,19 @@
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLoss;
 use burn::nn::{Linear, LinearConfig};
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::classifier::Classifier;
 use crate::bundle::Bundle;
+use crate::classifier::Classifier;
 use crate::data::Example;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::model::{Batch, SentimentModel};
-use crate::vocab::{PAD_ID, UNK_ID};
+use crate::model::SentimentModel;
 use crate::rng::SplitMix64;
+use crate::vocab::{PAD_ID, UNK_ID};
 
 /// Which parameters fine-tuning leaves untouched.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,7 +37,9 @@ impl std::str::FromStr for Freeze {
             "none" => Ok(Freeze::None),
             "embedding" => Ok(Freeze::Embedding),
             "encoder" => Ok(Freeze::Encoder),
-            other => Err(format!("unknown freeze '{other}' (expected none, embedding or encoder)")),
+            other => Err(format!(
+                "unknown freeze '{other}' (expected none, embedding or encoder)"
+            )),
         }
     }
 }
@@ -55,7 +57,14 @@ pub struct TrainOptions {
 
 impl Default for TrainOptions {
     fn default() -> Self {
-        TrainOptions { epochs: 10, batch_size: 64, lr: 2e-3, seed: 42, patience: 3, freeze: Freeze::None }
+        TrainOptions {
+            epochs: 10,
+            batch_size: 64,
+            lr: 2e-3,
+            seed: 42,
+            patience: 3,
+            freeze: Freeze::None,
+        }
     }
 }
 
@@ -68,11 +77,20 @@ pub struct Encoded {
 
 impl Encoded {
     /// Encodes `examples` with `classifier`'s tokenizer; every label must be in `labels`.
-    pub fn new(classifier_tokens: &dyn Fn(&str) -> Vec<usize>, labels: &[String], examples: &[Example], source: &str) -> Result<Encoded> {
+    pub fn new(
+        classifier_tokens: &dyn Fn(&str) -> Vec<usize>,
+        labels: &[String],
+        examples: &[Example],
+        source: &str,
+    ) -> Result<Encoded> {
         let mut out = Encoded::default();
         for e in examples {
             let class = labels.iter().position(|l| *l == e.label).ok_or_else(|| {
-                Error::data(source, None, format!("label '{}' is not one of the model's labels {:?}", e.label, labels))
+                Error::data(
+                    source,
+                    None,
+                    format!("label '{}' is not one of the model's labels {:?}", e.label, labels),
+                )
             })?;
             out.ids.push(classifier_tokens(&e.text));
             out.labels.push(class);
@@ -93,10 +111,27 @@ impl Encoded {
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Event {
-    Batch { epoch: usize, batch: usize, batches: usize, loss: f64, accuracy: f64 },
-    Epoch { epoch: usize, train_loss: f64, train_accuracy: f64, valid: Option<Metrics>, best: bool },
+    Batch {
+        epoch: usize,
+        batch: usize,
+        batches: usize,
+        loss: f64,
+        accuracy: f64,
+    },
+    Epoch {
+        epoch: usize,
+        train_loss: f64,
+        train_accuracy: f64,
+        valid: Option<Metrics>,
+        best: bool,
+    },
     /// Language-model pretraining: mean next-token loss so far in this epoch.
-    Pretrain { epoch: usize, batch: usize, batches: usize, loss: f64 },
+    Pretrain {
+        epoch: usize,
+        batch: usize,
+        batches: usize,
+        loss: f64,
+    },
 }
 
 /// Batches of example indices: shuffled, then grouped by similar length so little compute goes
@@ -123,18 +158,25 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// `model` must live on an autodiff device.
+    /// Trains `model` (given on a plain device) on that device's autodiff twin.
     pub fn new(model: SentimentModel, lr: f64, freeze: Freeze) -> Self {
-        let device = model.head.weight.device();
-        let mut model = model;
+        let device = model.head.weight.device().autodiff();
+        let mut model = model.to_device(&device).train();
         if matches!(freeze, Freeze::Embedding | Freeze::Encoder) {
             model.embedding = model.embedding.no_grad();
         }
         if freeze == Freeze::Encoder {
             model.layers = model.layers.into_iter().map(|l| l.no_grad()).collect();
         }
-        let optim = AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(5.0))).init();
-        Trainer { model, optim, lr, device }
+        let optim = AdamConfig::new()
+            .with_grad_clipping(Some(GradientClippingConfig::Norm(5.0)))
+            .init();
+        Trainer {
+            model,
+            optim,
+            lr,
+            device,
+        }
     }
 
     /// One update on the examples `indices` of `data`; returns the mean loss and the number
@@ -142,10 +184,16 @@ impl Trainer {
     pub fn step(&mut self, data: &Encoded, indices: &[usize]) -> (Tensor<1>, Tensor<1, Int>) {
         let ids: Vec<Vec<usize>> = indices.iter().map(|&i| data.ids[i].clone()).collect();
         let targets: Vec<i64> = indices.iter().map(|&i| data.labels[i] as i64).collect();
-        let batch = Batch::new(&ids, &self.device);
+        let batch = self.model.batch(&ids, &self.device);
         let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [indices.len()]), &self.device);
         let logits = self.model.forward(&batch);
-        let correct = logits.clone().argmax(1).squeeze_dim::<1>(1).equal(targets.clone()).int().sum();
+        let correct = logits
+            .clone()
+            .argmax(1)
+            .squeeze_dim::<1>(1)
+            .equal(targets.clone())
+            .int()
+            .sum();
         let loss = CrossEntropyLoss::new(None, &self.device).forward(logits, targets);
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.model = self.optim.step(self.lr, self.model.clone(), grads);
@@ -160,7 +208,13 @@ pub fn predict_classes(model: &SentimentModel, data: &Encoded, device: &Device) 
     let mut predicted = vec![0; data.len()];
     for chunk in order.chunks(crate::classifier::INFERENCE_BATCH) {
         let ids: Vec<Vec<usize>> = chunk.iter().map(|&i| data.ids[i].clone()).collect();
-        let classes: Vec<i64> = model.forward(&Batch::new(&ids, device)).argmax(1).into_data().convert::<i64>().try_into_vec().expect("int classes");
+        let classes: Vec<i64> = model
+            .forward(&model.batch(&ids, device))
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec()
+            .expect("int classes");
         for (&i, &c) in chunk.iter().zip(&classes) {
             predicted[i] = c as usize;
         }
@@ -181,7 +235,14 @@ pub struct Fitted {
 }
 
 /// Trains `model` (on a plain device; training runs on its autodiff twin).
-pub fn fit(model: SentimentModel, train: &Encoded, valid: Option<&Encoded>, labels: &[String], options: &TrainOptions, on_event: &mut dyn FnMut(Event)) -> Fitted {
+pub fn fit(
+    model: SentimentModel,
+    train: &Encoded,
+    valid: Option<&Encoded>,
+    labels: &[String],
+    options: &TrainOptions,
+    on_event: &mut dyn FnMut(Event),
+) -> Fitted {
     let device = model.head.weight.device();
     let autodiff = device.clone().autodiff();
     device.seed(options.seed);
@@ -201,7 +262,13 @@ pub fn fit(model: SentimentModel, train: &Encoded, valid: Option<&Encoded>, labe
             loss_sum += loss * indices.len() as f64;
             correct_sum += correct;
             seen += indices.len();
-            on_event(Event::Batch { epoch, batch: b + 1, batches: plan.len(), loss: loss_sum / seen as f64, accuracy: correct_sum as f64 / seen as f64 });
+            on_event(Event::Batch {
+                epoch,
+                batch: b + 1,
+                batches: plan.len(),
+                loss: loss_sum / seen as f64,
+                accuracy: correct_sum as f64 / seen as f64,
+            });
         }
         let current = trainer.model.valid();
         let metrics = valid.map(|v| evaluate(&current, v, labels, &device));
@@ -213,18 +280,34 @@ pub fn fit(model: SentimentModel, train: &Encoded, valid: Option<&Encoded>, labe
         } else {
             since_best += 1;
         }
-        on_event(Event::Epoch { epoch, train_loss: loss_sum / seen.max(1) as f64, train_accuracy: correct_sum as f64 / seen.max(1) as f64, valid: metrics, best: improved });
+        on_event(Event::Epoch {
+            epoch,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: correct_sum as f64 / seen.max(1) as f64,
+            valid: metrics,
+            best: improved,
+        });
         if valid.is_some() && since_best >= options.patience {
             break;
         }
     }
     let (_, model, valid) = best.unwrap_or_else(|| (0.0, trainer.model.valid(), None));
-    Fitted { model, valid, epochs_run }
+    Fitted {
+        model,
+        valid,
+        epochs_run,
+    }
 }
 
 /// Fine-tunes a bundle on new examples. Labels the bundle lacks are appended to its label set
 /// and the head grows; the old classes keep their weights.
-pub fn finetune(bundle: Bundle, examples: &[Example], valid: &[Example], options: &TrainOptions, on_event: &mut dyn FnMut(Event)) -> Result<(Bundle, Fitted)> {
+pub fn finetune(
+    bundle: Bundle,
+    examples: &[Example],
+    valid: &[Example],
+    options: &TrainOptions,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<(Bundle, Fitted)> {
     if examples.is_empty() {
         return Err(Error::Invalid("fine-tuning needs at least one labelled example".into()));
     }
@@ -243,11 +326,24 @@ pub fn finetune(bundle: Bundle, examples: &[Example], valid: &[Example], options
     let classifier = Classifier::new(grown, device);
     let encode = |t: &str| classifier.encode(t);
     let train = Encoded::new(&encode, &labels, examples, "fine-tuning data")?;
-    let valid = if valid.is_empty() { None } else { Some(Encoded::new(&encode, &labels, valid, "validation data")?) };
-    let Classifier { bundle: Bundle { mut manifest, model }, .. } = classifier;
+    let valid = if valid.is_empty() {
+        None
+    } else {
+        Some(Encoded::new(&encode, &labels, valid, "validation data")?)
+    };
+    let Classifier {
+        bundle: Bundle { mut manifest, model },
+        ..
+    } = classifier;
     let fitted = fit(model, &train, valid.as_ref(), &labels, options, on_event);
     manifest.metrics = fitted.valid.clone();
-    Ok((Bundle { manifest, model: fitted.model.clone() }, fitted))
+    Ok((
+        Bundle {
+            manifest,
+            model: fitted.model.clone(),
+        },
+        fitted,
+    ))
 }
 
 /// The encoder with a next-token head, for ULMFiT-style pretraining on unlabelled text.
@@ -261,12 +357,20 @@ pub struct LanguageModel {
 /// steps of one time-major batch, flattened like `Tensor::cat` of the steps. Tokens outside
 /// the `lm_vocab` most frequent become `<unk>`; steps past a text's end are padding, ignored.
 fn shifted_targets(ids: &[Vec<usize>], time: usize, shift: isize, lm_vocab: usize) -> Vec<i64> {
-    let steps: Vec<usize> = if shift > 0 { (0..time - 1).collect() } else { (1..time).collect() };
+    let steps: Vec<usize> = if shift > 0 {
+        (0..time - 1).collect()
+    } else {
+        (1..time).collect()
+    };
     let mut out = Vec::with_capacity(steps.len() * ids.len());
     for t in steps {
         for seq in ids {
             let target = t as isize + shift;
-            let id = if (t as isize) < seq.len() as isize && target >= 0 { seq.get(target as usize).copied().unwrap_or(PAD_ID) } else { PAD_ID };
+            let id = if (t as isize) < seq.len() as isize && target >= 0 {
+                seq.get(target as usize).copied().unwrap_or(PAD_ID)
+            } else {
+                PAD_ID
+            };
             out.push(if id >= lm_vocab { UNK_ID } else { id } as i64);
         }
     }
@@ -275,32 +379,60 @@ fn shifted_targets(ids: &[Vec<usize>], time: usize, shift: isize, lm_vocab: usiz
 
 /// Pretrains `model`'s embedding and recurrent layers as a language model on `texts` (their
 /// labels are ignored) and returns it with its classifier head untouched.
-pub fn pretrain(model: SentimentModel, texts: &Encoded, lm_vocab: usize, options: &TrainOptions, on_event: &mut dyn FnMut(Event)) -> Result<SentimentModel> {
+pub fn pretrain(
+    model: SentimentModel,
+    texts: &Encoded,
+    lm_vocab: usize,
+    options: &TrainOptions,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<SentimentModel> {
     if !model.supports_language_model() {
-        return Err(Error::Invalid("language-model pretraining needs --layers 1 or a unidirectional model".into()));
+        return Err(Error::Invalid(
+            "language-model pretraining needs --layers 1 or a unidirectional model".into(),
+        ));
     }
     let device = model.head.weight.device();
     let autodiff = device.clone().autodiff();
     device.seed(options.seed);
     let [width, _] = model.head.weight.dims();
-    let hidden = if model.layers[0].backward_is_some() { width / 4 } else { width / 2 };
-    let mut lm = LanguageModel { encoder: model, head: LinearConfig::new(hidden, lm_vocab).init(&device) }.to_device(&autodiff).train();
-    let mut optim = AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(5.0))).init();
+    let hidden = if model.layers[0].backward_is_some() {
+        width / 4
+    } else {
+        width / 2
+    };
+    let mut lm = LanguageModel {
+        encoder: model,
+        head: LinearConfig::new(hidden, lm_vocab).init(&device),
+    }
+    .to_device(&autodiff)
+    .train();
+    let mut optim = AdamConfig::new()
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(5.0)))
+        .init();
     let mut rng = SplitMix64::new(options.seed ^ 0x5eed);
     let long_enough: Vec<usize> = (0..texts.len()).filter(|&i| texts.ids[i].len() >= 2).collect();
-    let data = Encoded { ids: long_enough.iter().map(|&i| texts.ids[i].clone()).collect(), labels: vec![0; long_enough.len()] };
+    let data = Encoded {
+        ids: long_enough.iter().map(|&i| texts.ids[i].clone()).collect(),
+        labels: vec![0; long_enough.len()],
+    };
     let loss_fn = CrossEntropyLoss::new(Some(PAD_ID), &autodiff);
     for epoch in 1..=options.epochs {
         let plan = batches(&data, options.batch_size, &mut rng);
         let mut loss_sum = 0.0;
         for (b, indices) in plan.iter().enumerate() {
             let ids: Vec<Vec<usize>> = indices.iter().map(|&i| data.ids[i].clone()).collect();
-            let batch = Batch::new(&ids, &autodiff);
+            let batch = lm.encoder.batch(&ids, &autodiff);
             let [time, _] = batch.tokens.dims();
             let (forward, backward) = lm.encoder.language_model_states(&batch);
-            let mut directions = vec![(Tensor::cat(forward[..time - 1].to_vec(), 0), shifted_targets(&ids, time, 1, lm_vocab))];
+            let mut directions = vec![(
+                Tensor::cat(forward[..time - 1].to_vec(), 0),
+                shifted_targets(&ids, time, 1, lm_vocab),
+            )];
             if let Some(backward) = backward {
-                directions.push((Tensor::cat(backward[1..].to_vec(), 0), shifted_targets(&ids, time, -1, lm_vocab)));
+                directions.push((
+                    Tensor::cat(backward[1..].to_vec(), 0),
+                    shifted_targets(&ids, time, -1, lm_vocab),
+                ));
             }
             let count = directions.len() as f64;
             let loss = directions
@@ -316,7 +448,12 @@ pub fn pretrain(model: SentimentModel, texts: &Encoded, lm_vocab: usize, options
             let grads = GradientsParams::from_grads(loss.backward(), &lm);
             lm = optim.step(options.lr, lm, grads);
             loss_sum += loss.into_scalar::<f32>() as f64;
-            on_event(Event::Pretrain { epoch, batch: b + 1, batches: plan.len(), loss: loss_sum / (b + 1) as f64 });
+            on_event(Event::Pretrain {
+                epoch,
+                batch: b + 1,
+                batches: plan.len(),
+                loss: loss_sum / (b + 1) as f64,
+            });
         }
     }
     Ok(lm.valid().encoder)

@@ -9,11 +9,11 @@
 use std::time::Instant;
 
 use burn::tensor::Device;
+use xinsheng_core::Classifier;
 use xinsheng_core::bundle::Bundle;
 use xinsheng_core::data::read_examples;
 use xinsheng_core::rng::SplitMix64;
 use xinsheng_core::train::{Encoded, Freeze, Trainer, batches};
-use xinsheng_core::Classifier;
 
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
@@ -34,15 +34,23 @@ fn main() {
     let texts: Vec<&str> = valid.examples.iter().map(|e| e.text.as_str()).collect();
     let mean_len = train_set.ids.iter().map(Vec::len).sum::<usize>() as f64 / train_set.len() as f64;
 
-    println!("architecture: {}{} x{}, embed {}, hidden {}, vocab {}; mean tokens per review {:.0}", if config.bidirectional { "bi-" } else { "" }, config.arch, config.layers, config.embed_dim, config.hidden, config.vocab_size, mean_len);
+    println!(
+        "architecture: {}{} x{}, embed {}, hidden {}, vocab {}; mean tokens per review {:.0}",
+        if config.bidirectional { "bi-" } else { "" },
+        config.arch,
+        config.layers,
+        config.embed_dim,
+        config.hidden,
+        config.vocab_size,
+        mean_len
+    );
     println!();
     println!("| measure | value |");
     println!("|---|---|");
 
-    let autodiff = device.clone().autodiff();
     let mut rates = Vec::new();
     for rep in 0..3 {
-        let mut trainer = Trainer::new(config.init(&device).to_device(&autodiff).train(), 1e-3, Freeze::None);
+        let mut trainer = Trainer::new(config.init(&device), 1e-3, Freeze::None);
         let plan = batches(&train_set, 64, &mut SplitMix64::new(rep));
         let start = Instant::now();
         for indices in &plan {
@@ -54,22 +62,33 @@ fn main() {
     let train_rate = median(rates);
     println!("| training, batch 64 (samples/s) | {train_rate:.0} |");
 
-    let batched = median((0..3).map(|_| {
-        let start = Instant::now();
-        classifier.probabilities(&texts);
-        texts.len() as f64 / start.elapsed().as_secs_f64()
-    }).collect());
+    let batched = median(
+        (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                classifier.probabilities(&texts);
+                texts.len() as f64 / start.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
     println!("| inference, batches of 64 (reviews/s) | {batched:.0} |");
 
-    let single = median((0..3).map(|_| {
-        let start = Instant::now();
-        for t in &texts[..200] {
-            classifier.probabilities(&[t]);
-        }
-        200.0 / start.elapsed().as_secs_f64()
-    }).collect());
+    let single = median(
+        (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                for t in &texts[..200] {
+                    classifier.probabilities(&[t]);
+                }
+                200.0 / start.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
     println!("| inference, one review at a time (reviews/s) | {single:.0} |");
     println!("| single-review latency (ms) | {:.1} |", 1000.0 / single);
     println!("| batching speed-up (batched / single) | {:.1}x |", batched / single);
-    println!("| estimated epoch over data/train.tsv (s) | {:.0} |", 13902.0 / train_rate);
+    println!(
+        "| estimated epoch over data/train.tsv (s) | {:.0} |",
+        13902.0 / train_rate
+    );
 }

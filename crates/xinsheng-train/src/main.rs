@@ -10,8 +10,10 @@ use burn::tensor::Device;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use xinsheng_core::bundle::{Bundle, Manifest, Precision};
+use xinsheng_core::classifier::encode;
 use xinsheng_core::data::{Dataset, read_examples};
 use xinsheng_core::train::{Encoded, Event, Freeze, TrainOptions, evaluate, finetune, fit, pretrain};
+use xinsheng_core::vocab::Bigrams;
 use xinsheng_core::{Arch, Classifier, Metrics, ModelConfig, Tokenizer, TokenizerKind, Vocab};
 
 #[derive(Parser)]
@@ -65,6 +67,12 @@ struct TrainArgs {
     /// Largest vocabulary, special tokens included
     #[arg(long, default_value_t = 6000)]
     vocab_size: usize,
+    /// Size of the bigram channel: embeddings for the most frequent adjacent token pairs,
+    /// fed to the recurrent layer and pooled into the head (0 turns it off)
+    #[arg(long, default_value_t = 0)]
+    bigrams: usize,
+    #[arg(long, default_value_t = 64)]
+    bigram_dim: usize,
     /// Tokens seen fewer times than this map to <unk>
     #[arg(long, default_value_t = 2)]
     min_freq: usize,
@@ -194,7 +202,13 @@ fn progress_printer() -> impl FnMut(Event) {
     let mut progress: Option<ProgressBar> = None;
     let started = Instant::now();
     move |event| match event {
-        Event::Batch { epoch, batch, batches, loss, accuracy } => {
+        Event::Batch {
+            epoch,
+            batch,
+            batches,
+            loss,
+            accuracy,
+        } => {
             let bar = progress.get_or_insert_with(|| {
                 let b = ProgressBar::new(batches as u64).with_style(style.clone());
                 b.set_prefix(epoch.to_string());
@@ -203,7 +217,12 @@ fn progress_printer() -> impl FnMut(Event) {
             bar.set_position(batch as u64);
             bar.set_message(format!("loss {loss:.4} acc {accuracy:.4}"));
         }
-        Event::Pretrain { epoch, batch, batches, loss } => {
+        Event::Pretrain {
+            epoch,
+            batch,
+            batches,
+            loss,
+        } => {
             let bar = progress.get_or_insert_with(|| {
                 let b = ProgressBar::new(batches as u64).with_style(style.clone());
                 b.set_prefix(format!("LM {epoch}"));
@@ -214,16 +233,30 @@ fn progress_printer() -> impl FnMut(Event) {
             if batch == batches {
                 bar.finish_and_clear();
                 progress = None;
-                eprintln!("pretrain epoch {epoch:>2}: language-model loss {loss:.4} [{:.0}s]", started.elapsed().as_secs_f64());
+                eprintln!(
+                    "pretrain epoch {epoch:>2}: language-model loss {loss:.4} [{:.0}s]",
+                    started.elapsed().as_secs_f64()
+                );
             }
         }
-        Event::Epoch { epoch, train_loss, train_accuracy, valid, best } => {
+        Event::Epoch {
+            epoch,
+            train_loss,
+            train_accuracy,
+            valid,
+            best,
+        } => {
             if let Some(b) = progress.take() {
                 b.finish_and_clear();
             }
-            let valid = valid.map_or(String::new(), |m| format!(" | valid acc {:.4} macro-F1 {:.4}", m.accuracy, m.macro_f1));
+            let valid = valid.map_or(String::new(), |m| {
+                format!(" | valid acc {:.4} macro-F1 {:.4}", m.accuracy, m.macro_f1)
+            });
             let mark = if best { " *best" } else { "" };
-            eprintln!("epoch {epoch:>2}: train loss {train_loss:.4} acc {train_accuracy:.4}{valid}{mark} [{:.0}s]", started.elapsed().as_secs_f64());
+            eprintln!(
+                "epoch {epoch:>2}: train loss {train_loss:.4} acc {train_accuracy:.4}{valid}{mark} [{:.0}s]",
+                started.elapsed().as_secs_f64()
+            );
         }
     }
 }
@@ -241,15 +274,37 @@ fn train(args: TrainArgs) -> Result<()> {
     let mut labels = train_data.labels();
     labels.sort();
     if labels.len() < 2 {
-        bail!("{}: a classifier needs at least 2 labels, found {:?}", args.data.display(), labels);
+        bail!(
+            "{}: a classifier needs at least 2 labels, found {:?}",
+            args.data.display(),
+            labels
+        );
     }
     if let (Some(path), Some(valid)) = (&args.valid, &valid_data) {
         valid.check_labels(&path.display().to_string(), &labels)?;
     }
 
     let tokenizer = Tokenizer::new(kind, args.max_len);
-    let tokens: Vec<Vec<String>> = train_data.examples.iter().map(|e| tokenizer.tokenize(&e.text)).collect();
+    let tokens: Vec<Vec<String>> = train_data
+        .examples
+        .iter()
+        .map(|e| tokenizer.tokenize(&e.text))
+        .collect();
     let vocab = Vocab::build(tokens.iter().map(Vec::as_slice), args.min_freq, args.vocab_size);
+    let data_name = args.data.display().to_string();
+    let encode = |t: &str| encode(&tokenizer, &vocab, t);
+    let train_set = Encoded::new(&encode, &labels, &train_data.examples, &data_name)?;
+    let valid_set = match (&valid_data, &args.valid) {
+        (Some(v), Some(path)) => Some(Encoded::new(
+            &encode,
+            &labels,
+            &v.examples,
+            &path.display().to_string(),
+        )?),
+        _ => None,
+    };
+    let bigrams = (args.bigrams > 0)
+        .then(|| Bigrams::build(train_set.ids.iter().map(Vec::as_slice), args.min_freq, args.bigrams));
     let config = ModelConfig {
         arch,
         bidirectional: args.bidirectional,
@@ -259,39 +314,63 @@ fn train(args: TrainArgs) -> Result<()> {
         layers: args.layers,
         dropout: args.dropout,
         num_classes: labels.len(),
+        bigram_vocab_size: bigrams.as_ref().map_or(0, Bigrams::len),
+        bigram_dim: args.bigram_dim,
     };
     config.validate().map_err(anyhow::Error::msg)?;
     eprintln!(
-        "{} training examples, {} labels ({}), vocabulary {} {} tokens; {}{} x{} hidden {}",
+        "{} training examples, {} labels ({}), vocabulary {} {} tokens{}; {}{} x{} hidden {}",
         train_data.examples.len(),
         labels.len(),
         labels.join(", "),
         vocab.len(),
         kind,
+        bigrams
+            .as_ref()
+            .map_or(String::new(), |b| format!(" + {} bigrams", b.len())),
         if args.bidirectional { "bi-" } else { "" },
         arch,
         args.layers,
         args.hidden
     );
 
-    let manifest = Manifest::new(config.clone(), tokenizer, labels.clone(), vocab);
     let device = device();
-    let probe = Classifier::new(Bundle { model: config.init(&device), manifest }, device.clone());
-    let encode = |t: &str| probe.encode(t);
-    let train_set = Encoded::new(&encode, &labels, &train_data.examples, &args.data.display().to_string())?;
-    let valid_set = match (&valid_data, &args.valid) {
-        (Some(v), Some(path)) => Some(Encoded::new(&encode, &labels, &v.examples, &path.display().to_string())?),
-        _ => None,
+    // Seed before initialising so that the same command gives the same model.
+    device.seed(args.seed);
+    let model = config.init(&device).with_bigrams(bigrams.clone());
+    let mut manifest = Manifest::new(config.clone(), tokenizer, labels.clone(), vocab.clone());
+    manifest.bigrams = bigrams;
+    let options = TrainOptions {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        seed: args.seed,
+        patience: args.patience,
+        freeze: Freeze::None,
     };
-    let options = TrainOptions { epochs: args.epochs, batch_size: args.batch_size, lr: args.lr, seed: args.seed, patience: args.patience, freeze: Freeze::None };
-    let Classifier { bundle: Bundle { mut manifest, model }, .. } = probe;
     let model = if args.pretrain_epochs > 0 {
-        let lm_options = TrainOptions { epochs: args.pretrain_epochs, ..options.clone() };
-        pretrain(model, &train_set, args.lm_vocab.min(config.vocab_size), &lm_options, &mut progress_printer())?
+        let lm_options = TrainOptions {
+            epochs: args.pretrain_epochs,
+            ..options.clone()
+        };
+        pretrain(
+            model,
+            &train_set,
+            args.lm_vocab.min(config.vocab_size),
+            &lm_options,
+            &mut progress_printer(),
+        )?
     } else {
         model
     };
-    let fitted = fit(model, &train_set, valid_set.as_ref(), &labels, &options, &mut progress_printer());
+    let fitted = fit(
+        model,
+        &train_set,
+        valid_set.as_ref(),
+        &labels,
+        &options,
+        &mut progress_printer(),
+    );
 
     manifest.metrics = fitted.valid.clone();
     manifest.training = serde_json::json!({
@@ -299,16 +378,25 @@ fn train(args: TrainArgs) -> Result<()> {
         "valid": args.valid.as_ref().map(|p| p.display().to_string()),
         "options": options,
         "min_freq": args.min_freq,
+        "bigrams": args.bigrams,
         "pretrain_epochs": args.pretrain_epochs,
         "lm_vocab": args.lm_vocab,
         "epochs_run": fitted.epochs_run,
         "seconds": started.elapsed().as_secs_f64().round(),
         "command": std::env::args().collect::<Vec<_>>().join(" "),
     });
-    let bundle = Bundle { manifest, model: fitted.model };
+    let bundle = Bundle {
+        manifest,
+        model: fitted.model,
+    };
     let file = bundle.save(&args.out, precision)?;
     let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-    eprintln!("wrote {} ({:.2} MB) in {:.0}s", file.display(), size as f64 / 1e6, started.elapsed().as_secs_f64());
+    eprintln!(
+        "wrote {} ({:.2} MB) in {:.0}s",
+        file.display(),
+        size as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
     if let Some(m) = &bundle.manifest.metrics {
         eprintln!("best validation accuracy {:.4}, macro-F1 {:.4}", m.accuracy, m.macro_f1);
     }
@@ -336,11 +424,21 @@ fn eval(args: EvalArgs) -> Result<()> {
 
 fn print_metrics(m: &Metrics) {
     println!("accuracy  {:.4}\nmacro-F1  {:.4}\n", m.accuracy, m.macro_f1);
-    let width = m.confusion.labels.iter().map(|l| l.chars().count()).max().unwrap_or(5).max(5);
+    let width = m
+        .confusion
+        .labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     println!("{:width$}  precision  recall  f1      support", "label");
     for label in &m.confusion.labels {
         let c = &m.per_class[label];
-        println!("{label:width$}  {:.4}     {:.4}  {:.4}  {}", c.precision, c.recall, c.f1, c.support);
+        println!(
+            "{label:width$}  {:.4}     {:.4}  {:.4}  {}",
+            c.precision, c.recall, c.f1, c.support
+        );
     }
     println!("\nconfusion (rows: truth, columns: predicted)");
     print!("{:width$}", "");
@@ -398,12 +496,28 @@ fn finetune_cmd(args: FinetuneArgs) -> Result<()> {
     let data = load_data(&args.data)?;
     let valid = args.valid.as_deref().map(load_data).transpose()?;
     let before = bundle.manifest.labels.clone();
-    let options = TrainOptions { epochs: args.epochs, batch_size: args.batch_size, lr: args.lr, seed: args.seed, patience: args.patience, freeze };
+    let options = TrainOptions {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        seed: args.seed,
+        patience: args.patience,
+        freeze,
+    };
     let valid_examples = valid.map(|v| v.examples).unwrap_or_default();
-    let (mut bundle, fitted) = finetune(bundle, &data.examples, &valid_examples, &options, &mut progress_printer())?;
+    let (mut bundle, fitted) = finetune(
+        bundle,
+        &data.examples,
+        &valid_examples,
+        &options,
+        &mut progress_printer(),
+    )?;
     let added: Vec<&String> = bundle.manifest.labels.iter().filter(|l| !before.contains(l)).collect();
     if !added.is_empty() {
-        eprintln!("added labels: {}", added.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+        eprintln!(
+            "added labels: {}",
+            added.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        );
     }
     bundle.manifest.training = serde_json::json!({
         "finetuned_from": args.model.display().to_string(),
