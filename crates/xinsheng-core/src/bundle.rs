@@ -83,11 +83,7 @@ impl Manifest {
         self.config.validate()?;
         self.vocab.validate()?;
         if self.labels.len() != self.config.num_classes {
-            return Err(format!(
-                "{} labels for {} model outputs",
-                self.labels.len(),
-                self.config.num_classes
-            ));
+            return Err(format!("{} labels for {} model outputs", self.labels.len(), self.config.num_classes));
         }
         let bigram_rows = self.bigrams.as_ref().map_or(0, Bigrams::len);
         if bigram_rows != self.config.bigram_vocab_size {
@@ -123,12 +119,8 @@ impl Bundle {
         let mut store = BurnpackStore::from_bytes(None)
             .metadata(MANIFEST_KEY, manifest)
             .with_to_adapter(FloatCastAdapter::to(dtype));
-        self.model
-            .save_into(&mut store)
-            .map_err(|e| Error::Invalid(format!("cannot encode weights: {e}")))?;
-        let bytes = store
-            .get_bytes()
-            .map_err(|e| Error::Invalid(format!("cannot encode weights: {e}")))?;
+        self.model.save_into(&mut store).map_err(|e| Error::Invalid(format!("cannot encode weights: {e}")))?;
+        let bytes = store.get_bytes().map_err(|e| Error::Invalid(format!("cannot encode weights: {e}")))?;
         Ok(bytes.to_vec())
     }
 
@@ -136,10 +128,7 @@ impl Bundle {
     pub fn from_bytes(name: &str, bytes: Vec<u8>, device: &Device) -> Result<Bundle> {
         let bytes = Bytes::from_bytes_vec(bytes);
         let reader = burn_pack::Reader::from_bytes(bytes.clone()).map_err(|e| {
-            Error::bundle(
-                name,
-                format!("not a readable burnpack file ({e}); it may be truncated or corrupt"),
-            )
+            Error::bundle(name, format!("not a readable burnpack file ({e}); it may be truncated or corrupt"))
         })?;
         let manifest = reader
             .metadata()
@@ -164,33 +153,20 @@ impl Bundle {
         let file = if path.extension().is_some_and(|e| e == "bpk") {
             path.to_path_buf()
         } else {
-            std::fs::create_dir_all(path).map_err(|source| Error::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
+            std::fs::create_dir_all(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
             path.join(FILE_NAME)
         };
         let bytes = self.to_bytes(precision)?;
         // Write then rename, so an interrupted save never leaves a truncated bundle behind.
         let partial = file.with_extension("bpk.partial");
-        std::fs::write(&partial, bytes).map_err(|source| Error::Io {
-            path: partial.display().to_string(),
-            source,
-        })?;
-        std::fs::rename(&partial, &file).map_err(|source| Error::Io {
-            path: file.display().to_string(),
-            source,
-        })?;
+        std::fs::write(&partial, bytes).map_err(|source| Error::Io { path: partial.display().to_string(), source })?;
+        std::fs::rename(&partial, &file).map_err(|source| Error::Io { path: file.display().to_string(), source })?;
         Ok(file)
     }
 
     /// Reads a `.bpk` file, or a directory holding `model.bpk`.
     pub fn load(path: &Path, device: &Device) -> Result<Bundle> {
-        let file = if path.is_dir() {
-            path.join(FILE_NAME)
-        } else {
-            path.to_path_buf()
-        };
+        let file = if path.is_dir() { path.join(FILE_NAME) } else { path.to_path_buf() };
         let name = file.display().to_string();
         if !file.exists() {
             return Err(Error::bundle(
@@ -198,18 +174,12 @@ impl Bundle {
                 "not found (give a bundle directory containing model.bpk, or a .bpk file)",
             ));
         }
-        let bytes = std::fs::read(&file).map_err(|source| Error::Io {
-            path: name.clone(),
-            source,
-        })?;
+        let bytes = std::fs::read(&file).map_err(|source| Error::Io { path: name.clone(), source })?;
         Bundle::from_bytes(&name, bytes, device)
     }
 
     /// A copy on another device (for example the autodiff one, to fine-tune).
     pub fn to_device(&self, device: &Device) -> Bundle {
-        Bundle {
-            manifest: self.manifest.clone(),
-            model: self.model.clone().to_device(device),
-        }
+        Bundle { manifest: self.manifest.clone(), model: self.model.clone().to_device(device) }
     }
 }

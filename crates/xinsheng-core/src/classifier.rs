@@ -68,11 +68,7 @@ impl Classifier {
         let mut out = vec![Vec::new(); texts.len()];
         for chunk in order.chunks(INFERENCE_BATCH) {
             let ids: Vec<Vec<usize>> = chunk.iter().map(|&i| encoded[i].clone()).collect();
-            let flat: Vec<f32> = self
-                .probabilities_tensor(&ids)
-                .into_data()
-                .try_into_vec()
-                .expect("f32 probabilities");
+            let flat: Vec<f32> = self.probabilities_tensor(&ids).into_data().try_into_vec().expect("f32 probabilities");
             for (row, &i) in chunk.iter().enumerate() {
                 out[i] = flat[row * classes..(row + 1) * classes].to_vec();
             }
@@ -81,11 +77,7 @@ impl Classifier {
     }
 
     pub fn prediction(&self, probs: &[f32]) -> Prediction {
-        let (best, &score) = probs
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .expect("at least two classes");
+        let (best, &score) = probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("at least two classes");
         Prediction {
             label: self.labels()[best].clone(),
             score,

@@ -27,11 +27,7 @@ impl Format {
             "tsv" | "tab" => Ok(Format::Tsv),
             "csv" => Ok(Format::Csv),
             "jsonl" | "ndjson" => Ok(Format::Jsonl),
-            _ => Err(Error::data(
-                name,
-                None,
-                "unknown file format: use .tsv, .csv or .jsonl with 'label' and 'text'",
-            )),
+            _ => Err(Error::data(name, None, "unknown file format: use .tsv, .csv or .jsonl with 'label' and 'text'")),
         }
     }
 }
@@ -74,11 +70,9 @@ impl Dataset {
 
 /// Reads a data file from disk; the format comes from its extension.
 pub fn read_examples(path: &str) -> Result<Dataset> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_string(),
-        source,
-    })?;
-    parse_examples(path, &bytes, Format::from_name(path)?)
+    let format = Format::from_name(path)?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_string(), source })?;
+    parse_examples(path, &bytes, format)
 }
 
 /// Parses examples; `name` is only used in error messages.
@@ -86,11 +80,7 @@ pub fn parse_examples(name: &str, bytes: &[u8], format: Format) -> Result<Datase
     let text = utf8(name, bytes)?;
     let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
     if text.trim().is_empty() {
-        return Err(Error::data(
-            name,
-            None,
-            "the file is empty: expected a header row and at least one example",
-        ));
+        return Err(Error::data(name, None, "the file is empty: expected a header row and at least one example"));
     }
     let rows = match format {
         Format::Tsv => tsv_rows(name, text)?,
@@ -107,10 +97,7 @@ pub fn parse_examples(name: &str, bytes: &[u8], format: Format) -> Result<Datase
             dataset.skipped_empty += 1;
             continue;
         }
-        dataset.examples.push(Example {
-            label: label.to_string(),
-            text,
-        });
+        dataset.examples.push(Example { label: label.to_string(), text });
         dataset.lines.push(line);
     }
     if dataset.examples.is_empty() {
@@ -156,34 +143,21 @@ fn tsv_rows(name: &str, text: &str) -> Result<Vec<Row>> {
             return Err(Error::data(
                 name,
                 Some(i + 1),
-                format!(
-                    "expected {} tab-separated columns (label<TAB>text), found {}",
-                    header.len(),
-                    fields.len()
-                ),
+                format!("expected {} tab-separated columns (label<TAB>text), found {}", header.len(), fields.len()),
             ));
         }
         // A stray tab inside the text (the last column) belongs to the text.
-        let text = if text_col == header.len() - 1 {
-            fields[text_col..].join("\t")
-        } else {
-            fields[text_col].to_string()
-        };
+        let text =
+            if text_col == header.len() - 1 { fields[text_col..].join("\t") } else { fields[text_col].to_string() };
         rows.push((i + 1, fields[label_col].to_string(), text));
     }
     Ok(rows)
 }
 
 fn csv_rows(name: &str, text: &str) -> Result<Vec<Row>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(false)
-        .from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(text.as_bytes());
     let line_of = |e: &csv::Error| e.position().map(|p| p.line() as usize);
-    let header = reader
-        .headers()
-        .map_err(|e| Error::data(name, line_of(&e), e.to_string()))?
-        .clone();
+    let header = reader.headers().map_err(|e| Error::data(name, line_of(&e), e.to_string()))?.clone();
     let (label_col, text_col) = header_columns(name, &header.iter().collect::<Vec<_>>())?;
     let mut rows = Vec::new();
     for record in reader.records() {
@@ -230,21 +204,10 @@ mod tests {
     fn reads_all_three_formats() {
         let tsv = parse_examples("f", "label\ttext\n正面\t很好\n负面\t太差了\n".as_bytes(), Format::Tsv).unwrap();
         let csv = parse_examples("f", "text,label\n\"很好, 真的\",正面\n".as_bytes(), Format::Csv).unwrap();
-        let jsonl = parse_examples(
-            "f",
-            "{\"label\":\"中立\",\"text\":\"一般\"}\n".as_bytes(),
-            Format::Jsonl,
-        )
-        .unwrap();
+        let jsonl = parse_examples("f", "{\"label\":\"中立\",\"text\":\"一般\"}\n".as_bytes(), Format::Jsonl).unwrap();
         assert_eq!(tsv.examples.len(), 2);
         assert_eq!(tsv.labels(), ["正面", "负面"]);
-        assert_eq!(
-            csv.examples[0],
-            Example {
-                label: "正面".into(),
-                text: "很好, 真的".into()
-            }
-        );
+        assert_eq!(csv.examples[0], Example { label: "正面".into(), text: "很好, 真的".into() });
         assert_eq!(jsonl.examples[0].label, "中立");
     }
 

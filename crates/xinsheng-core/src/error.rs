@@ -27,34 +27,19 @@ pub enum Error {
 
 impl Error {
     pub fn data(file: &str, line: Option<usize>, message: impl Into<String>) -> Self {
-        Error::Data {
-            file: file.to_string(),
-            line,
-            message: message.into(),
-        }
+        Error::Data { file: file.to_string(), line, message: message.into() }
     }
 
     pub fn bundle(path: &str, message: impl Into<String>) -> Self {
-        Error::Bundle {
-            path: path.to_string(),
-            message: message.into(),
-        }
+        Error::Bundle { path: path.to_string(), message: message.into() }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Data {
-                file,
-                line: Some(line),
-                message,
-            } => write!(f, "{file}:{line}: {message}"),
-            Error::Data {
-                file,
-                line: None,
-                message,
-            } => write!(f, "{file}: {message}"),
+            Error::Data { file, line: Some(line), message } => write!(f, "{file}:{line}: {message}"),
+            Error::Data { file, line: None, message } => write!(f, "{file}: {message}"),
             Error::Bundle { path, message } => write!(f, "model bundle {path}: {message}"),
             Error::Invalid(message) => f.write_str(message),
             Error::Io { path, source } => write!(f, "{path}: {source}"),
@@ -62,11 +47,6 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
+// The I/O cause is already part of the message, so no `source()`: printing the chain would
+// repeat it.
+impl std::error::Error for Error {}

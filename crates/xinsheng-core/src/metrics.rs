@@ -48,30 +48,15 @@ impl Metrics {
             let predicted_as: usize = (0..n).map(|t| matrix[t][i]).sum();
             let precision = ratio(matrix[i][i], predicted_as);
             let recall = ratio(matrix[i][i], support);
-            let f1 = if precision + recall == 0.0 {
-                0.0
-            } else {
-                2.0 * precision * recall / (precision + recall)
-            };
+            let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
             f1_sum += f1;
-            per_class.insert(
-                label.clone(),
-                ClassMetrics {
-                    precision,
-                    recall,
-                    f1,
-                    support,
-                },
-            );
+            per_class.insert(label.clone(), ClassMetrics { precision, recall, f1, support });
         }
         Metrics {
             accuracy: ratio(correct, truth.len()),
             macro_f1: if n == 0 { 0.0 } else { f1_sum / n as f64 },
             per_class,
-            confusion: Confusion {
-                labels: labels.to_vec(),
-                matrix,
-            },
+            confusion: Confusion { labels: labels.to_vec(), matrix },
         }
     }
 }

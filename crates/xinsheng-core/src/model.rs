@@ -89,10 +89,7 @@ impl ModelConfig {
             }
         }
         if self.num_classes < 2 {
-            return Err(format!(
-                "a classifier needs at least 2 labels, got {}",
-                self.num_classes
-            ));
+            return Err(format!("a classifier needs at least 2 labels, got {}", self.num_classes));
         }
         if self.bigram_vocab_size > 0 && self.bigram_dim == 0 {
             return Err("a bigram channel needs a bigram embedding size of at least 1".into());
@@ -116,16 +113,10 @@ impl ModelConfig {
         let width = self.hidden * self.directions();
         let layers = (0..self.layers)
             .map(|i| {
-                let input = if i == 0 {
-                    self.embed_dim + self.bigram_dim()
-                } else {
-                    width
-                };
+                let input = if i == 0 { self.embed_dim + self.bigram_dim() } else { width };
                 RecurrentLayer {
                     forward: Cell::new(self.arch, input, self.hidden, device),
-                    backward: self
-                        .bidirectional
-                        .then(|| Cell::new(self.arch, input, self.hidden, device)),
+                    backward: self.bidirectional.then(|| Cell::new(self.arch, input, self.hidden, device)),
                 }
             })
             .collect();
@@ -169,11 +160,8 @@ impl Cell {
         let mut h = Tensor::<2>::zeros([batch, d_hidden], &device);
         let mut c = h.clone();
         let mut outputs = vec![None; inputs.len()];
-        let order: Box<dyn Iterator<Item = usize>> = if reverse {
-            Box::new((0..inputs.len()).rev())
-        } else {
-            Box::new(0..inputs.len())
-        };
+        let order: Box<dyn Iterator<Item = usize>> =
+            if reverse { Box::new((0..inputs.len()).rev()) } else { Box::new(0..inputs.len()) };
         for t in order {
             let x = self.input.forward(inputs[t].clone());
             let hp = self.hidden.forward(h.clone());
@@ -181,12 +169,8 @@ impl Cell {
                 Arch::Rnn => ((x + hp).tanh(), None),
                 Arch::Lstm => {
                     let g = (x + hp).chunk(4, 1);
-                    let (i, f, cand, o) = (
-                        sigmoid(g[0].clone()),
-                        sigmoid(g[1].clone()),
-                        g[2].clone().tanh(),
-                        sigmoid(g[3].clone()),
-                    );
+                    let (i, f, cand, o) =
+                        (sigmoid(g[0].clone()), sigmoid(g[1].clone()), g[2].clone().tanh(), sigmoid(g[3].clone()));
                     let c_new = f * c.clone() + i * cand;
                     (o * c_new.clone().tanh(), Some(c_new))
                 }
@@ -238,11 +222,9 @@ impl RecurrentLayer {
     fn run(&self, arch: Arch, inputs: &[Tensor<2>], masks: &[Tensor<2>]) -> Vec<Tensor<2>> {
         match self.run_split(arch, inputs, masks) {
             (forward, None) => forward,
-            (forward, Some(backward)) => forward
-                .into_iter()
-                .zip(backward)
-                .map(|(f, b)| Tensor::cat(vec![f, b], 1))
-                .collect(),
+            (forward, Some(backward)) => {
+                forward.into_iter().zip(backward).map(|(f, b)| Tensor::cat(vec![f, b], 1)).collect()
+            }
         }
     }
 }
@@ -327,24 +309,16 @@ impl SentimentModel {
 
     /// A padded batch of encoded texts for this model (with bigram ids if it uses them).
     pub fn batch(&self, sequences: &[Vec<usize>], device: &Device) -> Batch {
-        Batch::new(
-            sequences,
-            self.bigrams.as_deref().filter(|_| self.bigram_embedding.is_some()),
-            device,
-        )
+        Batch::new(sequences, self.bigrams.as_deref().filter(|_| self.bigram_embedding.is_some()), device)
     }
 
     /// Per-step masks, embedded (dropped-out) inputs, and the bigram embeddings if any.
     fn embed(&self, batch: &Batch) -> (Vec<Tensor<2>>, Vec<Tensor<2>>, Option<Vec<Tensor<2>>>) {
         let [time, size] = batch.tokens.dims();
-        let masks = (0..time)
-            .map(|t| batch.mask.clone().slice([t..t + 1, 0..size, 0..1]).reshape([size, 1]))
-            .collect();
+        let masks = (0..time).map(|t| batch.mask.clone().slice([t..t + 1, 0..size, 0..1]).reshape([size, 1])).collect();
         let lookup = |table: &Embedding, ids: &Tensor<2, Int>, t: usize| {
             let [_, dim] = table.weight.dims();
-            table
-                .forward(ids.clone().slice([t..t + 1, 0..size]).reshape([size, 1]))
-                .reshape([size, dim])
+            table.forward(ids.clone().slice([t..t + 1, 0..size]).reshape([size, 1])).reshape([size, dim])
         };
         let tokens: Vec<Tensor<2>> = (0..time).map(|t| lookup(&self.embedding, &batch.tokens, t)).collect();
         let bigrams: Option<Vec<Tensor<2>>> = match (&self.bigram_embedding, &batch.bigrams) {
@@ -374,29 +348,15 @@ impl SentimentModel {
             sequence = sequence.into_iter().map(|x| self.dropout.forward(x)).collect();
         }
         let (forward, backward) = self.layers[last].run_split(self.arch, &sequence, &masks);
-        Encoding {
-            masks,
-            forward,
-            backward,
-            bigrams,
-        }
+        Encoding { masks, forward, backward, bigrams }
     }
 
     /// Class logits, `[batch, classes]`.
     pub fn forward(&self, batch: &Batch) -> Tensor<2> {
-        let Encoding {
-            masks,
-            forward,
-            backward,
-            bigrams,
-        } = self.encode(batch);
+        let Encoding { masks, forward, backward, bigrams } = self.encode(batch);
         let sequence = match backward {
             None => forward,
-            Some(backward) => forward
-                .into_iter()
-                .zip(backward)
-                .map(|(f, b)| Tensor::cat(vec![f, b], 1))
-                .collect(),
+            Some(backward) => forward.into_iter().zip(backward).map(|(f, b)| Tensor::cat(vec![f, b], 1)).collect(),
         };
         let mut pooled = pool(&sequence, &masks, batch.lengths.clone());
         if let Some(bigrams) = bigrams {

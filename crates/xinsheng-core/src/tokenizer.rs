@@ -61,10 +61,7 @@ pub fn normalize(text: &str) -> String {
 
 impl Tokenizer {
     pub fn new(kind: TokenizerKind, max_len: usize) -> Self {
-        Tokenizer {
-            kind,
-            max_len: max_len.max(1),
-        }
+        Tokenizer { kind, max_len: max_len.max(1) }
     }
 
     /// Tokens of `text`, at most `max_len` of them. Never fails: empty or odd input gives an
@@ -132,10 +129,7 @@ mod tests {
     #[test]
     fn char_tokens_group_ascii_and_normalise_width() {
         let t = Tokenizer::new(TokenizerKind::Char, 100);
-        assert_eq!(
-            t.tokenize("屏幕ＧＯＯＤ 好 iPhone15!"),
-            ["屏", "幕", "good", "好", "iphone15", "!"]
-        );
+        assert_eq!(t.tokenize("屏幕ＧＯＯＤ 好 iPhone15!"), ["屏", "幕", "good", "好", "iphone15", "!"]);
     }
 
     #[test]

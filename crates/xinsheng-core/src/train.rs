@@ -37,9 +37,7 @@ impl std::str::FromStr for Freeze {
             "none" => Ok(Freeze::None),
             "embedding" => Ok(Freeze::Embedding),
             "encoder" => Ok(Freeze::Encoder),
-            other => Err(format!(
-                "unknown freeze '{other}' (expected none, embedding or encoder)"
-            )),
+            other => Err(format!("unknown freeze '{other}' (expected none, embedding or encoder)")),
         }
     }
 }
@@ -57,14 +55,7 @@ pub struct TrainOptions {
 
 impl Default for TrainOptions {
     fn default() -> Self {
-        TrainOptions {
-            epochs: 10,
-            batch_size: 64,
-            lr: 2e-3,
-            seed: 42,
-            patience: 3,
-            freeze: Freeze::None,
-        }
+        TrainOptions { epochs: 10, batch_size: 64, lr: 2e-3, seed: 42, patience: 3, freeze: Freeze::None }
     }
 }
 
@@ -86,11 +77,7 @@ impl Encoded {
         let mut out = Encoded::default();
         for e in examples {
             let class = labels.iter().position(|l| *l == e.label).ok_or_else(|| {
-                Error::data(
-                    source,
-                    None,
-                    format!("label '{}' is not one of the model's labels {:?}", e.label, labels),
-                )
+                Error::data(source, None, format!("label '{}' is not one of the model's labels {:?}", e.label, labels))
             })?;
             out.ids.push(classifier_tokens(&e.text));
             out.labels.push(class);
@@ -168,15 +155,8 @@ impl Trainer {
         if freeze == Freeze::Encoder {
             model.layers = model.layers.into_iter().map(|l| l.no_grad()).collect();
         }
-        let optim = AdamConfig::new()
-            .with_grad_clipping(Some(GradientClippingConfig::Norm(5.0)))
-            .init();
-        Trainer {
-            model,
-            optim,
-            lr,
-            device,
-        }
+        let optim = AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(5.0))).init();
+        Trainer { model, optim, lr, device }
     }
 
     /// One update on the examples `indices` of `data`; returns the mean loss and the number
@@ -187,13 +167,7 @@ impl Trainer {
         let batch = self.model.batch(&ids, &self.device);
         let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [indices.len()]), &self.device);
         let logits = self.model.forward(&batch);
-        let correct = logits
-            .clone()
-            .argmax(1)
-            .squeeze_dim::<1>(1)
-            .equal(targets.clone())
-            .int()
-            .sum();
+        let correct = logits.clone().argmax(1).squeeze_dim::<1>(1).equal(targets.clone()).int().sum();
         let loss = CrossEntropyLoss::new(None, &self.device).forward(logits, targets);
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.model = self.optim.step(self.lr, self.model.clone(), grads);
@@ -244,9 +218,8 @@ pub fn fit(
     on_event: &mut dyn FnMut(Event),
 ) -> Fitted {
     let device = model.head.weight.device();
-    let autodiff = device.clone().autodiff();
     device.seed(options.seed);
-    let mut trainer = Trainer::new(model.to_device(&autodiff).train(), options.lr, options.freeze);
+    let mut trainer = Trainer::new(model, options.lr, options.freeze);
     let mut rng = SplitMix64::new(options.seed);
     let mut best: Option<(f64, SentimentModel, Option<Metrics>)> = None;
     let mut since_best = 0;
@@ -292,11 +265,7 @@ pub fn fit(
         }
     }
     let (_, model, valid) = best.unwrap_or_else(|| (0.0, trainer.model.valid(), None));
-    Fitted {
-        model,
-        valid,
-        epochs_run,
-    }
+    Fitted { model, valid, epochs_run }
 }
 
 /// Fine-tunes a bundle on new examples. Labels the bundle lacks are appended to its label set
@@ -326,24 +295,11 @@ pub fn finetune(
     let classifier = Classifier::new(grown, device);
     let encode = |t: &str| classifier.encode(t);
     let train = Encoded::new(&encode, &labels, examples, "fine-tuning data")?;
-    let valid = if valid.is_empty() {
-        None
-    } else {
-        Some(Encoded::new(&encode, &labels, valid, "validation data")?)
-    };
-    let Classifier {
-        bundle: Bundle { mut manifest, model },
-        ..
-    } = classifier;
+    let valid = if valid.is_empty() { None } else { Some(Encoded::new(&encode, &labels, valid, "validation data")?) };
+    let Classifier { bundle: Bundle { mut manifest, model }, .. } = classifier;
     let fitted = fit(model, &train, valid.as_ref(), &labels, options, on_event);
     manifest.metrics = fitted.valid.clone();
-    Ok((
-        Bundle {
-            manifest,
-            model: fitted.model.clone(),
-        },
-        fitted,
-    ))
+    Ok((Bundle { manifest, model: fitted.model.clone() }, fitted))
 }
 
 /// The encoder with a next-token head, for ULMFiT-style pretraining on unlabelled text.
@@ -357,11 +313,7 @@ pub struct LanguageModel {
 /// steps of one time-major batch, flattened like `Tensor::cat` of the steps. Tokens outside
 /// the `lm_vocab` most frequent become `<unk>`; steps past a text's end are padding, ignored.
 fn shifted_targets(ids: &[Vec<usize>], time: usize, shift: isize, lm_vocab: usize) -> Vec<i64> {
-    let steps: Vec<usize> = if shift > 0 {
-        (0..time - 1).collect()
-    } else {
-        (1..time).collect()
-    };
+    let steps: Vec<usize> = if shift > 0 { (0..time - 1).collect() } else { (1..time).collect() };
     let mut out = Vec::with_capacity(steps.len() * ids.len());
     for t in steps {
         for seq in ids {
@@ -387,28 +339,17 @@ pub fn pretrain(
     on_event: &mut dyn FnMut(Event),
 ) -> Result<SentimentModel> {
     if !model.supports_language_model() {
-        return Err(Error::Invalid(
-            "language-model pretraining needs --layers 1 or a unidirectional model".into(),
-        ));
+        return Err(Error::Invalid("language-model pretraining needs --layers 1 or a unidirectional model".into()));
     }
     let device = model.head.weight.device();
     let autodiff = device.clone().autodiff();
     device.seed(options.seed);
     let [width, _] = model.head.weight.dims();
-    let hidden = if model.layers[0].backward_is_some() {
-        width / 4
-    } else {
-        width / 2
-    };
-    let mut lm = LanguageModel {
-        encoder: model,
-        head: LinearConfig::new(hidden, lm_vocab).init(&device),
-    }
-    .to_device(&autodiff)
-    .train();
-    let mut optim = AdamConfig::new()
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(5.0)))
-        .init();
+    let hidden = if model.layers[0].backward_is_some() { width / 4 } else { width / 2 };
+    let mut lm = LanguageModel { encoder: model, head: LinearConfig::new(hidden, lm_vocab).init(&device) }
+        .to_device(&autodiff)
+        .train();
+    let mut optim = AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(5.0))).init();
     let mut rng = SplitMix64::new(options.seed ^ 0x5eed);
     let long_enough: Vec<usize> = (0..texts.len()).filter(|&i| texts.ids[i].len() >= 2).collect();
     let data = Encoded {
@@ -424,15 +365,10 @@ pub fn pretrain(
             let batch = lm.encoder.batch(&ids, &autodiff);
             let [time, _] = batch.tokens.dims();
             let (forward, backward) = lm.encoder.language_model_states(&batch);
-            let mut directions = vec![(
-                Tensor::cat(forward[..time - 1].to_vec(), 0),
-                shifted_targets(&ids, time, 1, lm_vocab),
-            )];
+            let mut directions =
+                vec![(Tensor::cat(forward[..time - 1].to_vec(), 0), shifted_targets(&ids, time, 1, lm_vocab))];
             if let Some(backward) = backward {
-                directions.push((
-                    Tensor::cat(backward[1..].to_vec(), 0),
-                    shifted_targets(&ids, time, -1, lm_vocab),
-                ));
+                directions.push((Tensor::cat(backward[1..].to_vec(), 0), shifted_targets(&ids, time, -1, lm_vocab)));
             }
             let count = directions.len() as f64;
             let loss = directions
@@ -448,12 +384,7 @@ pub fn pretrain(
             let grads = GradientsParams::from_grads(loss.backward(), &lm);
             lm = optim.step(options.lr, lm, grads);
             loss_sum += loss.into_scalar::<f32>() as f64;
-            on_event(Event::Pretrain {
-                epoch,
-                batch: b + 1,
-                batches: plan.len(),
-                loss: loss_sum / (b + 1) as f64,
-            });
+            on_event(Event::Pretrain { epoch, batch: b + 1, batches: plan.len(), loss: loss_sum / (b + 1) as f64 });
         }
     }
     Ok(lm.valid().encoder)

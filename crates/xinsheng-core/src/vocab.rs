@@ -44,10 +44,7 @@ impl Vocab {
         let specials = [PAD.to_string(), UNK.to_string()];
         let keep = max_size.saturating_sub(specials.len());
         Vocab::from(
-            specials
-                .into_iter()
-                .chain(ranked.into_iter().take(keep).map(|(t, _)| t.to_string()))
-                .collect::<Vec<_>>(),
+            specials.into_iter().chain(ranked.into_iter().take(keep).map(|(t, _)| t.to_string())).collect::<Vec<_>>(),
         )
     }
 
@@ -87,10 +84,7 @@ mod tests {
 
     #[test]
     fn most_frequent_tokens_get_the_first_ids() {
-        let docs: Vec<Vec<String>> = vec![
-            vec!["好".into(), "好".into(), "差".into()],
-            vec!["好".into(), "书".into()],
-        ];
+        let docs: Vec<Vec<String>> = vec![vec!["好".into(), "好".into(), "差".into()], vec!["好".into(), "书".into()]];
         let vocab = Vocab::build(docs.iter().map(Vec::as_slice), 1, 10);
         assert_eq!(vocab.token(2), "好");
         assert_eq!(vocab.id("没见过"), UNK_ID);
@@ -137,13 +131,7 @@ impl Bigrams {
         }
         let mut ranked: Vec<((u32, u32), usize)> = counts.into_iter().filter(|&(_, n)| n >= min_freq).collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        Bigrams::from(
-            ranked
-                .into_iter()
-                .take(max_size.saturating_sub(2))
-                .map(|(p, _)| p)
-                .collect::<Vec<_>>(),
-        )
+        Bigrams::from(ranked.into_iter().take(max_size.saturating_sub(2)).map(|(p, _)| p).collect::<Vec<_>>())
     }
 
     /// Embedding rows needed: the pairs plus padding and unknown.
@@ -156,23 +144,12 @@ impl Bigrams {
     }
 
     pub fn id(&self, first: usize, second: usize) -> usize {
-        self.index
-            .get(&(first as u32, second as u32))
-            .copied()
-            .unwrap_or(UNK_ID)
+        self.index.get(&(first as u32, second as u32)).copied().unwrap_or(UNK_ID)
     }
 
     /// The bigram id at each position of `ids`: the pair it starts (the last token pairs with
     /// nothing and gets `<unk>`).
     pub fn ids(&self, ids: &[usize]) -> Vec<usize> {
-        (0..ids.len())
-            .map(|t| {
-                if t + 1 < ids.len() {
-                    self.id(ids[t], ids[t + 1])
-                } else {
-                    UNK_ID
-                }
-            })
-            .collect()
+        (0..ids.len()).map(|t| if t + 1 < ids.len() { self.id(ids[t], ids[t + 1]) } else { UNK_ID }).collect()
     }
 }

@@ -8,40 +8,12 @@ use xinsheng_core::train::{Encoded, Freeze, TrainOptions, Trainer, finetune, fit
 use xinsheng_core::vocab::Bigrams;
 use xinsheng_core::{Arch, Classifier, ModelConfig, Tokenizer, TokenizerKind, Vocab};
 
-const POSITIVE: &[&str] = &[
-    "很好",
-    "非常好",
-    "质量好",
-    "喜欢",
-    "好用",
-    "满意",
-    "很满意",
-    "推荐",
-    "不错",
-    "好评",
-];
-const NEGATIVE: &[&str] = &[
-    "很差",
-    "太差了",
-    "质量差",
-    "失望",
-    "难用",
-    "不满意",
-    "退货",
-    "垃圾",
-    "糟糕",
-    "差评",
-];
+const POSITIVE: &[&str] = &["很好", "非常好", "质量好", "喜欢", "好用", "满意", "很满意", "推荐", "不错", "好评"];
+const NEGATIVE: &[&str] = &["很差", "太差了", "质量差", "失望", "难用", "不满意", "退货", "垃圾", "糟糕", "差评"];
 
 fn examples() -> Vec<Example> {
-    let pos = POSITIVE.iter().map(|t| Example {
-        label: "正面".into(),
-        text: t.to_string(),
-    });
-    let neg = NEGATIVE.iter().map(|t| Example {
-        label: "负面".into(),
-        text: t.to_string(),
-    });
+    let pos = POSITIVE.iter().map(|t| Example { label: "正面".into(), text: t.to_string() });
+    let neg = NEGATIVE.iter().map(|t| Example { label: "负面".into(), text: t.to_string() });
     pos.chain(neg).collect()
 }
 
@@ -72,10 +44,7 @@ fn bundle(arch: Arch, bidirectional: bool, layers: usize) -> Bundle {
     let config = config(arch, bidirectional, layers, &vocab);
     let device = Device::flex();
     device.seed(7);
-    Bundle {
-        model: config.init(&device),
-        manifest: Manifest::new(config, tokenizer, labels(), vocab),
-    }
+    Bundle { model: config.init(&device), manifest: Manifest::new(config, tokenizer, labels(), vocab) }
 }
 
 /// A bundle whose model also reads character bigrams.
@@ -87,10 +56,7 @@ fn bundle_with_bigrams(arch: Arch) -> Bundle {
     manifest.config.bigram_vocab_size = bigrams.len();
     manifest.config.bigram_dim = 8;
     manifest.bigrams = Some(bigrams.clone());
-    Bundle {
-        model: manifest.config.init(&Device::flex()).with_bigrams(Some(bigrams)),
-        manifest,
-    }
+    Bundle { model: manifest.config.init(&Device::flex()).with_bigrams(Some(bigrams)), manifest }
 }
 
 fn encoded(classifier: &Classifier, examples: &[Example]) -> Encoded {
@@ -98,11 +64,7 @@ fn encoded(classifier: &Classifier, examples: &[Example]) -> Encoded {
 }
 
 fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
-    a.iter()
-        .flatten()
-        .zip(b.iter().flatten())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().flatten().zip(b.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 const FIXED_TEXTS: &[&str] = &["很好", "太差了", "", "质量不错但是物流很慢", "😀", "This is great"];
@@ -117,11 +79,7 @@ fn every_architecture_learns_a_tiny_dataset() {
         (Arch::Gru, true, 1, true),
     ];
     for (arch, bidirectional, layers, with_bigrams) in cases {
-        let bundle = if with_bigrams {
-            bundle_with_bigrams(arch)
-        } else {
-            bundle(arch, bidirectional, layers)
-        };
+        let bundle = if with_bigrams { bundle_with_bigrams(arch) } else { bundle(arch, bidirectional, layers) };
         let classifier = Classifier::new(bundle, Device::flex());
         let data = encoded(&classifier, &examples());
         let all: Vec<usize> = (0..data.len()).collect();
@@ -138,12 +96,7 @@ fn every_architecture_learns_a_tiny_dataset() {
             if bidirectional { " bi" } else { "" },
             if with_bigrams { " +bigrams" } else { "" }
         );
-        assert!(
-            losses[59] < 0.25 * losses[0],
-            "{name}: loss {} → {}",
-            losses[0],
-            losses[59]
-        );
+        assert!(losses[59] < 0.25 * losses[0], "{name}: loss {} → {}", losses[0], losses[59]);
         assert!(losses[0] > 0.5, "{name}: starts near chance, loss {}", losses[0]);
         assert_eq!(accuracy, 1.0, "{name}: fits its training data");
     }
@@ -153,27 +106,13 @@ fn every_architecture_learns_a_tiny_dataset() {
 fn fit_keeps_the_best_epoch_and_reports_progress() {
     let classifier = Classifier::new(bundle(Arch::Gru, false, 1), Device::flex());
     let data = encoded(&classifier, &examples());
-    let options = TrainOptions {
-        epochs: 30,
-        batch_size: 8,
-        lr: 1e-2,
-        seed: 1,
-        patience: 30,
-        freeze: Freeze::None,
-    };
+    let options = TrainOptions { epochs: 30, batch_size: 8, lr: 1e-2, seed: 1, patience: 30, freeze: Freeze::None };
     let mut epochs = 0;
-    let fitted = fit(
-        classifier.bundle.model.clone(),
-        &data,
-        Some(&data),
-        classifier.labels(),
-        &options,
-        &mut |e| {
-            if matches!(e, xinsheng_core::train::Event::Epoch { .. }) {
-                epochs += 1;
-            }
-        },
-    );
+    let fitted = fit(classifier.bundle.model.clone(), &data, Some(&data), classifier.labels(), &options, &mut |e| {
+        if matches!(e, xinsheng_core::train::Event::Epoch { .. }) {
+            epochs += 1;
+        }
+    });
     assert_eq!(epochs, 30);
     assert_eq!(fitted.valid.unwrap().accuracy, 1.0);
 }
@@ -183,10 +122,7 @@ fn padding_does_not_change_predictions() {
     for bundle in [bundle(Arch::Lstm, true, 2), bundle_with_bigrams(Arch::Gru)] {
         let classifier = Classifier::new(bundle, Device::flex());
         let together = classifier.probabilities(FIXED_TEXTS);
-        let alone: Vec<Vec<f32>> = FIXED_TEXTS
-            .iter()
-            .map(|t| classifier.probabilities(&[t]).remove(0))
-            .collect();
+        let alone: Vec<Vec<f32>> = FIXED_TEXTS.iter().map(|t| classifier.probabilities(&[t]).remove(0)).collect();
         assert!(
             max_abs_diff(&together, &alone) < 1e-5,
             "batched vs alone differ by {}",
@@ -200,33 +136,15 @@ fn bundles_round_trip() {
     let original = bundle_with_bigrams(Arch::Gru);
     let bytes = original.to_bytes(Precision::F32).unwrap();
     let classifier = Classifier::new(original, Device::flex());
-    let reloaded = Classifier::new(
-        Bundle::from_bytes("f32", bytes, &Device::flex()).unwrap(),
-        Device::flex(),
-    );
-    let (a, b) = (
-        classifier.probabilities(FIXED_TEXTS),
-        reloaded.probabilities(FIXED_TEXTS),
-    );
-    assert!(
-        max_abs_diff(&a, &b) < 1e-4,
-        "f32 round trip differs by {}",
-        max_abs_diff(&a, &b)
-    );
+    let reloaded = Classifier::new(Bundle::from_bytes("f32", bytes, &Device::flex()).unwrap(), Device::flex());
+    let (a, b) = (classifier.probabilities(FIXED_TEXTS), reloaded.probabilities(FIXED_TEXTS));
+    assert!(max_abs_diff(&a, &b) < 1e-4, "f32 round trip differs by {}", max_abs_diff(&a, &b));
     assert_eq!(classifier.predict(FIXED_TEXTS), reloaded.predict(FIXED_TEXTS));
 
     // Half precision: close to the original, and stable once saved.
-    let half = Bundle::from_bytes(
-        "f16",
-        reloaded.bundle.to_bytes(Precision::F16).unwrap(),
-        &Device::flex(),
-    )
-    .unwrap();
+    let half = Bundle::from_bytes("f16", reloaded.bundle.to_bytes(Precision::F16).unwrap(), &Device::flex()).unwrap();
     let again = Bundle::from_bytes("f16 again", half.to_bytes(Precision::F16).unwrap(), &Device::flex()).unwrap();
-    let (half, again) = (
-        Classifier::new(half, Device::flex()),
-        Classifier::new(again, Device::flex()),
-    );
+    let (half, again) = (Classifier::new(half, Device::flex()), Classifier::new(again, Device::flex()));
     let (h, g) = (half.probabilities(FIXED_TEXTS), again.probabilities(FIXED_TEXTS));
     assert!(max_abs_diff(&a, &h) < 1e-2);
     assert_eq!(h, g);
@@ -244,53 +162,25 @@ fn bad_bundles_are_refused_with_a_reason() {
         ("cut at the end", bytes[..bytes.len() - 3].to_vec()),
     ];
     for (name, data) in cases {
-        let err = Bundle::from_bytes(name, data, &device)
-            .err()
-            .unwrap_or_else(|| panic!("{name} was accepted"))
-            .to_string();
+        let err =
+            Bundle::from_bytes(name, data, &device).err().unwrap_or_else(|| panic!("{name} was accepted")).to_string();
         assert!(err.starts_with(&format!("model bundle {name}:")), "{err}");
     }
-    let missing = Bundle::load(std::path::Path::new("/nonexistent/bundle"), &device)
-        .err()
-        .unwrap()
-        .to_string();
+    let missing = Bundle::load(std::path::Path::new("/nonexistent/bundle"), &device).err().unwrap().to_string();
     assert!(missing.contains("not found"), "{missing}");
 }
 
 #[test]
 fn finetuning_adds_a_neutral_class_and_learns_it() {
     let classifier = Classifier::new(bundle(Arch::Lstm, false, 1), Device::flex());
-    let base_head = classifier
-        .bundle
-        .model
-        .head
-        .weight
-        .val()
-        .into_data()
-        .try_into_vec::<f32>()
-        .unwrap();
+    let base_head = classifier.bundle.model.head.weight.val().into_data().try_into_vec::<f32>().unwrap();
     let mut data = examples();
     let neutral = ["一般", "还行吧", "中规中矩", "普普通通"];
-    data.extend(neutral.iter().map(|t| Example {
-        label: "中立".into(),
-        text: t.to_string(),
-    }));
-    let options = TrainOptions {
-        epochs: 80,
-        batch_size: 32,
-        lr: 1e-2,
-        seed: 3,
-        patience: 80,
-        freeze: Freeze::None,
-    };
+    data.extend(neutral.iter().map(|t| Example { label: "中立".into(), text: t.to_string() }));
+    let options = TrainOptions { epochs: 80, batch_size: 32, lr: 1e-2, seed: 3, patience: 80, freeze: Freeze::None };
 
     // Frozen encoder: only the head learns, and the old classes start from their old weights.
-    let frozen = TrainOptions {
-        epochs: 1,
-        lr: 0.0,
-        freeze: Freeze::Encoder,
-        ..options.clone()
-    };
+    let frozen = TrainOptions { epochs: 1, lr: 0.0, freeze: Freeze::Encoder, ..options.clone() };
     let (grown, _) = finetune(
         Classifier::new(bundle(Arch::Lstm, false, 1), Device::flex()).bundle,
         &data,
@@ -302,11 +192,7 @@ fn finetuning_adds_a_neutral_class_and_learns_it() {
     let grown_head = grown.model.head.weight.val().into_data().try_into_vec::<f32>().unwrap();
     assert_eq!(grown.manifest.labels, ["正面", "负面", "中立"]);
     for row in 0..16 {
-        assert_eq!(
-            grown_head[row * 3..row * 3 + 2],
-            base_head[row * 2..row * 2 + 2],
-            "old class weights kept"
-        );
+        assert_eq!(grown_head[row * 3..row * 3 + 2], base_head[row * 2..row * 2 + 2], "old class weights kept");
     }
 
     let (tuned, _) = finetune(classifier.bundle, &data, &[], &options, &mut |_| {}).unwrap();

@@ -87,8 +87,5 @@ fn main() {
     println!("| inference, one review at a time (reviews/s) | {single:.0} |");
     println!("| single-review latency (ms) | {:.1} |", 1000.0 / single);
     println!("| batching speed-up (batched / single) | {:.1}x |", batched / single);
-    println!(
-        "| estimated epoch over data/train.tsv (s) | {:.0} |",
-        13902.0 / train_rate
-    );
+    println!("| estimated epoch over data/train.tsv (s) | {:.0} |", 13902.0 / train_rate);
 }

@@ -202,13 +202,7 @@ fn progress_printer() -> impl FnMut(Event) {
     let mut progress: Option<ProgressBar> = None;
     let started = Instant::now();
     move |event| match event {
-        Event::Batch {
-            epoch,
-            batch,
-            batches,
-            loss,
-            accuracy,
-        } => {
+        Event::Batch { epoch, batch, batches, loss, accuracy } => {
             let bar = progress.get_or_insert_with(|| {
                 let b = ProgressBar::new(batches as u64).with_style(style.clone());
                 b.set_prefix(epoch.to_string());
@@ -217,12 +211,7 @@ fn progress_printer() -> impl FnMut(Event) {
             bar.set_position(batch as u64);
             bar.set_message(format!("loss {loss:.4} acc {accuracy:.4}"));
         }
-        Event::Pretrain {
-            epoch,
-            batch,
-            batches,
-            loss,
-        } => {
+        Event::Pretrain { epoch, batch, batches, loss } => {
             let bar = progress.get_or_insert_with(|| {
                 let b = ProgressBar::new(batches as u64).with_style(style.clone());
                 b.set_prefix(format!("LM {epoch}"));
@@ -239,19 +228,12 @@ fn progress_printer() -> impl FnMut(Event) {
                 );
             }
         }
-        Event::Epoch {
-            epoch,
-            train_loss,
-            train_accuracy,
-            valid,
-            best,
-        } => {
+        Event::Epoch { epoch, train_loss, train_accuracy, valid, best } => {
             if let Some(b) = progress.take() {
                 b.finish_and_clear();
             }
-            let valid = valid.map_or(String::new(), |m| {
-                format!(" | valid acc {:.4} macro-F1 {:.4}", m.accuracy, m.macro_f1)
-            });
+            let valid =
+                valid.map_or(String::new(), |m| format!(" | valid acc {:.4} macro-F1 {:.4}", m.accuracy, m.macro_f1));
             let mark = if best { " *best" } else { "" };
             eprintln!(
                 "epoch {epoch:>2}: train loss {train_loss:.4} acc {train_accuracy:.4}{valid}{mark} [{:.0}s]",
@@ -274,33 +256,20 @@ fn train(args: TrainArgs) -> Result<()> {
     let mut labels = train_data.labels();
     labels.sort();
     if labels.len() < 2 {
-        bail!(
-            "{}: a classifier needs at least 2 labels, found {:?}",
-            args.data.display(),
-            labels
-        );
+        bail!("{}: a classifier needs at least 2 labels, found {:?}", args.data.display(), labels);
     }
     if let (Some(path), Some(valid)) = (&args.valid, &valid_data) {
         valid.check_labels(&path.display().to_string(), &labels)?;
     }
 
     let tokenizer = Tokenizer::new(kind, args.max_len);
-    let tokens: Vec<Vec<String>> = train_data
-        .examples
-        .iter()
-        .map(|e| tokenizer.tokenize(&e.text))
-        .collect();
+    let tokens: Vec<Vec<String>> = train_data.examples.iter().map(|e| tokenizer.tokenize(&e.text)).collect();
     let vocab = Vocab::build(tokens.iter().map(Vec::as_slice), args.min_freq, args.vocab_size);
     let data_name = args.data.display().to_string();
     let encode = |t: &str| encode(&tokenizer, &vocab, t);
     let train_set = Encoded::new(&encode, &labels, &train_data.examples, &data_name)?;
     let valid_set = match (&valid_data, &args.valid) {
-        (Some(v), Some(path)) => Some(Encoded::new(
-            &encode,
-            &labels,
-            &v.examples,
-            &path.display().to_string(),
-        )?),
+        (Some(v), Some(path)) => Some(Encoded::new(&encode, &labels, &v.examples, &path.display().to_string())?),
         _ => None,
     };
     let bigrams = (args.bigrams > 0)
@@ -325,9 +294,7 @@ fn train(args: TrainArgs) -> Result<()> {
         labels.join(", "),
         vocab.len(),
         kind,
-        bigrams
-            .as_ref()
-            .map_or(String::new(), |b| format!(" + {} bigrams", b.len())),
+        bigrams.as_ref().map_or(String::new(), |b| format!(" + {} bigrams", b.len())),
         if args.bidirectional { "bi-" } else { "" },
         arch,
         args.layers,
@@ -349,28 +316,12 @@ fn train(args: TrainArgs) -> Result<()> {
         freeze: Freeze::None,
     };
     let model = if args.pretrain_epochs > 0 {
-        let lm_options = TrainOptions {
-            epochs: args.pretrain_epochs,
-            ..options.clone()
-        };
-        pretrain(
-            model,
-            &train_set,
-            args.lm_vocab.min(config.vocab_size),
-            &lm_options,
-            &mut progress_printer(),
-        )?
+        let lm_options = TrainOptions { epochs: args.pretrain_epochs, ..options.clone() };
+        pretrain(model, &train_set, args.lm_vocab.min(config.vocab_size), &lm_options, &mut progress_printer())?
     } else {
         model
     };
-    let fitted = fit(
-        model,
-        &train_set,
-        valid_set.as_ref(),
-        &labels,
-        &options,
-        &mut progress_printer(),
-    );
+    let fitted = fit(model, &train_set, valid_set.as_ref(), &labels, &options, &mut progress_printer());
 
     manifest.metrics = fitted.valid.clone();
     manifest.training = serde_json::json!({
@@ -385,18 +336,10 @@ fn train(args: TrainArgs) -> Result<()> {
         "seconds": started.elapsed().as_secs_f64().round(),
         "command": std::env::args().collect::<Vec<_>>().join(" "),
     });
-    let bundle = Bundle {
-        manifest,
-        model: fitted.model,
-    };
+    let bundle = Bundle { manifest, model: fitted.model };
     let file = bundle.save(&args.out, precision)?;
     let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-    eprintln!(
-        "wrote {} ({:.2} MB) in {:.0}s",
-        file.display(),
-        size as f64 / 1e6,
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("wrote {} ({:.2} MB) in {:.0}s", file.display(), size as f64 / 1e6, started.elapsed().as_secs_f64());
     if let Some(m) = &bundle.manifest.metrics {
         eprintln!("best validation accuracy {:.4}, macro-F1 {:.4}", m.accuracy, m.macro_f1);
     }
@@ -424,21 +367,11 @@ fn eval(args: EvalArgs) -> Result<()> {
 
 fn print_metrics(m: &Metrics) {
     println!("accuracy  {:.4}\nmacro-F1  {:.4}\n", m.accuracy, m.macro_f1);
-    let width = m
-        .confusion
-        .labels
-        .iter()
-        .map(|l| l.chars().count())
-        .max()
-        .unwrap_or(5)
-        .max(5);
+    let width = m.confusion.labels.iter().map(|l| l.chars().count()).max().unwrap_or(5).max(5);
     println!("{:width$}  precision  recall  f1      support", "label");
     for label in &m.confusion.labels {
         let c = &m.per_class[label];
-        println!(
-            "{label:width$}  {:.4}     {:.4}  {:.4}  {}",
-            c.precision, c.recall, c.f1, c.support
-        );
+        println!("{label:width$}  {:.4}     {:.4}  {:.4}  {}", c.precision, c.recall, c.f1, c.support);
     }
     println!("\nconfusion (rows: truth, columns: predicted)");
     print!("{:width$}", "");
@@ -505,19 +438,10 @@ fn finetune_cmd(args: FinetuneArgs) -> Result<()> {
         freeze,
     };
     let valid_examples = valid.map(|v| v.examples).unwrap_or_default();
-    let (mut bundle, fitted) = finetune(
-        bundle,
-        &data.examples,
-        &valid_examples,
-        &options,
-        &mut progress_printer(),
-    )?;
+    let (mut bundle, fitted) = finetune(bundle, &data.examples, &valid_examples, &options, &mut progress_printer())?;
     let added: Vec<&String> = bundle.manifest.labels.iter().filter(|l| !before.contains(l)).collect();
     if !added.is_empty() {
-        eprintln!(
-            "added labels: {}",
-            added.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-        );
+        eprintln!("added labels: {}", added.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
     }
     bundle.manifest.training = serde_json::json!({
         "finetuned_from": args.model.display().to_string(),

@@ -5,18 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
 fn xinsheng(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xinsheng"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("xinsheng runs")
+    Command::new(env!("CARGO_BIN_EXE_xinsheng")).args(args).current_dir(repo()).output().expect("xinsheng runs")
 }
 
 fn stderr(out: &Output) -> String {
@@ -27,11 +20,7 @@ fn stderr(out: &Output) -> String {
 fn failure(args: &[&str]) -> String {
     let out = xinsheng(args);
     let err = stderr(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{args:?} should fail with exit code 1: {err}"
-    );
+    assert_eq!(out.status.code(), Some(1), "{args:?} should fail with exit code 1: {err}");
     assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
     assert!(err.starts_with("error: "), "{err}");
     err
@@ -54,39 +43,27 @@ fn shipped_model_meets_the_quality_bar_on_the_test_split() {
     assert!(macro_f1 >= 0.88, "test macro-F1 {macro_f1}");
     for label in ["negative", "positive"] {
         let c = &m["per_class"][label];
-        assert!(
-            c["precision"].as_f64().unwrap() > 0.8 && c["recall"].as_f64().unwrap() > 0.8,
-            "{label}: {c}"
-        );
+        assert!(c["precision"].as_f64().unwrap() > 0.8 && c["recall"].as_f64().unwrap() > 0.8, "{label}: {c}");
     }
     let matrix = m["confusion"]["matrix"].as_array().unwrap();
-    let total: u64 = matrix
-        .iter()
-        .flat_map(|r| r.as_array().unwrap())
-        .map(|n| n.as_u64().unwrap())
-        .sum();
+    let total: u64 = matrix.iter().flat_map(|r| r.as_array().unwrap()).map(|n| n.as_u64().unwrap()).sum();
     assert_eq!(total, 1662, "every test example counted once");
 }
 
 #[test]
 fn predict_gives_a_valid_answer_for_any_text() {
     let long = "这个产品很好。".repeat(15_000); // 105,000 characters
-    let texts: [&str; 7] = [
-        "",
-        "   \t ",
-        "😀😀👍",
-        "This product is great",
-        "這本書寫得非常好，推薦大家",
-        &long,
-        "太差了，再也不买",
-    ];
-    let out = xinsheng(&["predict", "--"].into_iter().chain(texts).collect::<Vec<_>>());
+    let texts: [&str; 7] =
+        ["", "   \t ", "😀😀👍", "This product is great", "這本書寫得非常好，推薦大家", &long, "太差了，再也不买"];
+    // Through a file: the long text is over the operating system's limit for one argument.
+    let dir = tmp("odd");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("odd.txt");
+    std::fs::write(&file, texts.join("\n")).unwrap();
+    let out = xinsheng(&["predict", "--input", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), texts.len());
     for (line, text) in lines.iter().zip(texts) {
         assert_eq!(line["text"], text);
@@ -108,22 +85,12 @@ fn predict_reads_standard_input_and_files() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all("非常满意，质量很好\n太差了\n".as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all("非常满意，质量很好\n太差了\n".as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     let labels: Vec<String> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["label"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["label"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(labels, ["positive", "negative"]);
 
@@ -132,31 +99,18 @@ fn predict_reads_standard_input_and_files() {
     let file = dir.join("reviews.txt");
     std::fs::write(&file, "好评\n\n差评\n").unwrap();
     let out = xinsheng(&["predict", "--input", file.to_str().unwrap()]);
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap().lines().count(),
-        3,
-        "one answer per line, blank lines included"
-    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 3, "one answer per line, blank lines included");
 }
 
 #[test]
 fn bad_data_files_name_the_file_and_line() {
     let cases = [
-        (
-            "missing-tab.tsv",
-            "tests/fixtures/missing-tab.tsv:3: expected 2 tab-separated columns",
-        ),
+        ("missing-tab.tsv", "tests/fixtures/missing-tab.tsv:3: expected 2 tab-separated columns"),
         ("missing-label.tsv", "tests/fixtures/missing-label.tsv:3: missing label"),
         ("invalid-utf8.tsv", "tests/fixtures/invalid-utf8.tsv:3: invalid UTF-8"),
         ("empty.tsv", "tests/fixtures/empty.tsv: the file is empty"),
-        (
-            "malformed.jsonl",
-            "tests/fixtures/malformed.jsonl:2: malformed JSON line",
-        ),
-        (
-            "unknown-label.tsv",
-            "tests/fixtures/unknown-label.tsv:3: unknown label '中立'",
-        ),
+        ("malformed.jsonl", "tests/fixtures/malformed.jsonl:2: malformed JSON line"),
+        ("unknown-label.tsv", "tests/fixtures/unknown-label.tsv:3: unknown label '中立'"),
         ("nope.tsv", "tests/fixtures/nope.tsv: No such file"),
         ("tiny.xlsx", "unknown file format"),
     ];
@@ -170,11 +124,7 @@ fn bad_data_files_name_the_file_and_line() {
 fn rows_with_empty_text_are_skipped_with_a_warning_and_long_lines_work() {
     let out = xinsheng(&["eval", "--data", "tests/fixtures/empty-text.tsv", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("skipped 1 rows with empty text"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("skipped 1 rows with empty text"), "{}", stderr(&out));
     let out = xinsheng(&["eval", "--data", "tests/fixtures/long-line.tsv", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
@@ -182,26 +132,19 @@ fn rows_with_empty_text_are_skipped_with_a_warning_and_long_lines_work() {
 #[test]
 fn missing_and_corrupt_bundles_are_explained() {
     let err = failure(&["predict", "--model", "/nonexistent/model", "好"]);
-    assert!(
-        err.contains("/nonexistent/model/model.bpk") || err.contains("/nonexistent/model"),
-        "{err}"
-    );
+    assert!(err.contains("/nonexistent/model/model.bpk") || err.contains("/nonexistent/model"), "{err}");
     assert!(err.contains("not found"), "{err}");
 
     let dir = tmp("corrupt");
     std::fs::create_dir_all(&dir).unwrap();
     let good = std::fs::read(repo().join("models/default/model.bpk")).unwrap();
-    for (name, bytes) in [
-        ("truncated.bpk", good[..good.len() * 2 / 3].to_vec()),
-        ("garbage.bpk", b"not a model at all".to_vec()),
-    ] {
+    for (name, bytes) in
+        [("truncated.bpk", good[..good.len() * 2 / 3].to_vec()), ("garbage.bpk", b"not a model at all".to_vec())]
+    {
         let path = dir.join(name);
         std::fs::write(&path, bytes).unwrap();
         let err = failure(&["predict", "--model", path.to_str().unwrap(), "好"]);
-        assert!(
-            err.contains(name) && (err.contains("truncated") || err.contains("corrupt")),
-            "{err}"
-        );
+        assert!(err.contains(name) && (err.contains("truncated") || err.contains("corrupt")), "{err}");
     }
 }
 
@@ -242,31 +185,15 @@ fn train_then_finetune_with_a_new_label_end_to_end() {
         tuned.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("added labels: 正面, 负面, 中立"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("added labels: 正面, 负面, 中立"), "{}", stderr(&out));
     let out = xinsheng(&["predict", "--model", tuned.to_str().unwrap(), "一般"]);
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        line["probs"].as_object().unwrap().len(),
-        5,
-        "positive, negative and the three new labels"
-    );
+    assert_eq!(line["probs"].as_object().unwrap().len(), 5, "positive, negative and the three new labels");
 }
 
 #[test]
 fn bad_options_are_refused() {
-    let err = failure(&[
-        "train",
-        "--data",
-        "tests/fixtures/tiny.csv",
-        "--hidden",
-        "0",
-        "--out",
-        "/tmp/never",
-    ]);
+    let err = failure(&["train", "--data", "tests/fixtures/tiny.csv", "--hidden", "0", "--out", "/tmp/never"]);
     assert!(err.contains("hidden size must be at least 1"), "{err}");
     let out = xinsheng(&["train", "--data", "x.tsv", "--arch", "transformer", "--out", "y"]);
     assert_eq!(out.status.code(), Some(2), "clap rejects unknown values");
