@@ -23,7 +23,7 @@ const FORMAT_VERSION: u32 = 1;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// Half the size; probabilities move by ~1e-3 at most on the shipped model.
+    /// Half the size; weights keep about three significant digits.
     #[default]
     F16,
     F32,

@@ -67,9 +67,9 @@ pub struct Encoded {
 }
 
 impl Encoded {
-    /// Encodes `examples` with `classifier`'s tokenizer; every label must be in `labels`.
+    /// Encodes `examples` with `encode`; every label must be in `labels`.
     pub fn new(
-        classifier_tokens: &dyn Fn(&str) -> Vec<usize>,
+        encode: &dyn Fn(&str) -> Vec<usize>,
         labels: &[String],
         examples: &[Example],
         source: &str,
@@ -79,7 +79,7 @@ impl Encoded {
             let class = labels.iter().position(|l| *l == e.label).ok_or_else(|| {
                 Error::data(source, None, format!("label '{}' is not one of the model's labels {:?}", e.label, labels))
             })?;
-            out.ids.push(classifier_tokens(&e.text));
+            out.ids.push(encode(&e.text));
             out.labels.push(class);
         }
         Ok(out)
