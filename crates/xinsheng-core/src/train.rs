@@ -11,7 +11,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::Bundle;
-use crate::classifier::Classifier;
+use crate::classifier::encode;
 use crate::data::Example;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -269,14 +269,15 @@ pub fn fit(
 }
 
 /// Fine-tunes a bundle on new examples. Labels the bundle lacks are appended to its label set
-/// and the head grows; the old classes keep their weights.
+/// and the head grows; the old classes keep their weights. Returns the tuned bundle (with its
+/// validation metrics, if `valid` was given) and the number of epochs run.
 pub fn finetune(
     bundle: Bundle,
     examples: &[Example],
     valid: &[Example],
     options: &TrainOptions,
     on_event: &mut dyn FnMut(Event),
-) -> Result<(Bundle, Fitted)> {
+) -> Result<(Bundle, usize)> {
     if examples.is_empty() {
         return Err(Error::Invalid("fine-tuning needs at least one labelled example".into()));
     }
@@ -290,16 +291,12 @@ pub fn finetune(
     let model = model.grow_head(labels.len() - manifest.labels.len());
     manifest.labels = labels.clone();
     manifest.config.num_classes = labels.len();
-    let device = model.head.weight.device();
-    let grown = Bundle { manifest, model };
-    let classifier = Classifier::new(grown, device);
-    let encode = |t: &str| classifier.encode(t);
+    let encode = |t: &str| encode(&manifest.tokenizer, &manifest.vocab, t);
     let train = Encoded::new(&encode, &labels, examples, "fine-tuning data")?;
     let valid = if valid.is_empty() { None } else { Some(Encoded::new(&encode, &labels, valid, "validation data")?) };
-    let Classifier { bundle: Bundle { mut manifest, model }, .. } = classifier;
-    let fitted = fit(model, &train, valid.as_ref(), &labels, options, on_event);
-    manifest.metrics = fitted.valid.clone();
-    Ok((Bundle { manifest, model: fitted.model.clone() }, fitted))
+    let Fitted { model, valid, epochs_run } = fit(model, &train, valid.as_ref(), &labels, options, on_event);
+    manifest.metrics = valid;
+    Ok((Bundle { manifest, model }, epochs_run))
 }
 
 /// The encoder with a next-token head, for ULMFiT-style pretraining on unlabelled text.

@@ -438,7 +438,8 @@ fn finetune_cmd(args: FinetuneArgs) -> Result<()> {
         freeze,
     };
     let valid_examples = valid.map(|v| v.examples).unwrap_or_default();
-    let (mut bundle, fitted) = finetune(bundle, &data.examples, &valid_examples, &options, &mut progress_printer())?;
+    let (mut bundle, epochs_run) =
+        finetune(bundle, &data.examples, &valid_examples, &options, &mut progress_printer())?;
     let added: Vec<&String> = bundle.manifest.labels.iter().filter(|l| !before.contains(l)).collect();
     if !added.is_empty() {
         eprintln!("added labels: {}", added.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
@@ -447,7 +448,7 @@ fn finetune_cmd(args: FinetuneArgs) -> Result<()> {
         "finetuned_from": args.model.display().to_string(),
         "data": args.data.display().to_string(),
         "options": options,
-        "epochs_run": fitted.epochs_run,
+        "epochs_run": epochs_run,
         "base": bundle.manifest.training,
     });
     let file = bundle.save(&args.out, precision)?;
