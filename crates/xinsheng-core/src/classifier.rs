@@ -28,6 +28,13 @@ pub fn encode(tokenizer: &Tokenizer, vocab: &Vocab, text: &str) -> Vec<usize> {
     if ids.is_empty() { vec![UNK_ID] } else { ids }
 }
 
+/// One token of an explained text and its importance for the predicted label.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TokenWeight {
+    pub token: String,
+    pub weight: f32,
+}
+
 pub struct Classifier {
     pub bundle: Bundle,
     pub device: Device,
@@ -61,11 +68,16 @@ impl Classifier {
     /// Probabilities for each text, in input order.
     pub fn probabilities(&self, texts: &[&str]) -> Vec<Vec<f32>> {
         let encoded: Vec<Vec<usize>> = texts.iter().map(|t| self.encode(t)).collect();
+        self.probabilities_of(&encoded)
+    }
+
+    /// Probabilities for each encoded text, in input order.
+    pub fn probabilities_of(&self, encoded: &[Vec<usize>]) -> Vec<Vec<f32>> {
         // Similar lengths share a batch, so little time goes into padding.
-        let mut order: Vec<usize> = (0..texts.len()).collect();
+        let mut order: Vec<usize> = (0..encoded.len()).collect();
         order.sort_by_key(|&i| encoded[i].len());
         let classes = self.labels().len();
-        let mut out = vec![Vec::new(); texts.len()];
+        let mut out = vec![Vec::new(); encoded.len()];
         for chunk in order.chunks(INFERENCE_BATCH) {
             let ids: Vec<Vec<usize>> = chunk.iter().map(|&i| encoded[i].clone()).collect();
             let flat: Vec<f32> = self.probabilities_tensor(&ids).into_data().try_into_vec().expect("f32 probabilities");
@@ -74,6 +86,31 @@ impl Classifier {
             }
         }
         out
+    }
+
+    /// The prediction for `text` and what drove it: for each token, how much the predicted
+    /// label's probability falls when that token alone is replaced by `<unk>` (occlusion).
+    /// Positive weights support the label, negative ones speak against it.
+    pub fn explain(&self, text: &str) -> (Prediction, Vec<TokenWeight>) {
+        let tokens = self.tokens(text);
+        let ids = self.encode(text);
+        let mut variants = vec![ids.clone()];
+        if !tokens.is_empty() {
+            variants.extend((0..ids.len()).map(|i| {
+                let mut occluded = ids.clone();
+                occluded[i] = UNK_ID;
+                occluded
+            }));
+        }
+        let probs = self.probabilities_of(&variants);
+        let prediction = self.prediction(&probs[0]);
+        let class = self.labels().iter().position(|l| *l == prediction.label).expect("predicted label is known");
+        let weights = tokens
+            .into_iter()
+            .zip(&probs[1..])
+            .map(|(token, p)| TokenWeight { token, weight: probs[0][class] - p[class] })
+            .collect();
+        (prediction, weights)
     }
 
     pub fn prediction(&self, probs: &[f32]) -> Prediction {

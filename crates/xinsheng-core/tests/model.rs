@@ -202,3 +202,25 @@ fn finetuning_adds_a_neutral_class_and_learns_it() {
     }
     assert_eq!(tuned.predict(&["很好"])[0].label, "正面");
 }
+
+#[test]
+fn explain_points_at_the_words_that_carry_the_sentiment() {
+    let classifier = Classifier::new(bundle(Arch::Gru, true, 1), Device::flex());
+    let data = encoded(&classifier, &examples());
+    let options = TrainOptions { epochs: 40, batch_size: 20, lr: 1e-2, seed: 5, patience: 40, freeze: Freeze::None };
+    let fitted = fit(classifier.bundle.model.clone(), &data, None, classifier.labels(), &options, &mut |_| {});
+    let trained =
+        Classifier::new(Bundle { manifest: classifier.bundle.manifest.clone(), model: fitted.model }, Device::flex());
+    // "很" opens both "很好" and "很差"; "好" and "差" decide.
+    for (text, label, decisive) in [("很好", "正面", "好"), ("很差", "负面", "差")] {
+        let (prediction, weights) = trained.explain(text);
+        assert_eq!(prediction, trained.predict(&[text])[0]);
+        assert_eq!(prediction.label, label);
+        let tokens: Vec<&str> = weights.iter().map(|w| w.token.as_str()).collect();
+        assert_eq!(tokens, ["很", decisive]);
+        assert!(weights[1].weight > weights[0].weight, "{text}: {weights:?}");
+    }
+    let (prediction, weights) = trained.explain("");
+    assert!(weights.is_empty());
+    assert_eq!(prediction, trained.predict(&[""])[0]);
+}

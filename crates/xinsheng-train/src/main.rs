@@ -123,6 +123,10 @@ struct PredictArgs {
     /// A text file with one review per line
     #[arg(long)]
     input: Option<PathBuf>,
+    /// Add each token's importance for the predicted label ("tokens": [{token, weight}]):
+    /// how much the label's probability falls without that token
+    #[arg(long)]
+    explain: bool,
     /// Reviews to classify; with none and no --input, lines are read from standard input
     texts: Vec<String>,
 }
@@ -392,6 +396,14 @@ fn predict(args: PredictArgs) -> Result<()> {
     let classifier = Classifier::new(load_bundle(&args.model)?, device());
     let mut out = std::io::stdout().lock();
     let mut emit = |texts: &[String]| -> Result<()> {
+        if args.explain {
+            for text in texts {
+                let (p, tokens) = classifier.explain(text);
+                let line = serde_json::json!({ "text": text, "label": p.label, "score": p.score, "probs": p.probs, "tokens": tokens });
+                writeln!(out, "{line}")?;
+            }
+            return Ok(());
+        }
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         for (text, p) in texts.iter().zip(classifier.predict(&refs)) {
             let line = serde_json::json!({ "text": text, "label": p.label, "score": p.score, "probs": p.probs });

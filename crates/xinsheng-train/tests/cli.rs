@@ -200,3 +200,21 @@ fn bad_options_are_refused() {
     let out = xinsheng(&["train", "--data", "x.tsv", "--arch", "transformer", "--out", "y"]);
     assert_eq!(out.status.code(), Some(2), "clap rejects unknown values");
 }
+
+#[test]
+fn predict_explains_tokens_on_request() {
+    let text = "快递很慢，客服态度很差";
+    let plain: serde_json::Value = serde_json::from_slice(&xinsheng(&["predict", text]).stdout).unwrap();
+    let out = xinsheng(&["predict", "--explain", text]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&line["label"], &line["probs"]),
+        (&plain["label"], &plain["probs"]),
+        "same prediction as without --explain"
+    );
+    let tokens = line["tokens"].as_array().unwrap();
+    let joined: String = tokens.iter().map(|t| t["token"].as_str().unwrap()).collect();
+    assert_eq!(joined, "快递很慢,客服态度很差", "every token, in order (full-width comma normalised)");
+    assert!(tokens.iter().all(|t| t["weight"].as_f64().unwrap().abs() <= 1.0));
+}
