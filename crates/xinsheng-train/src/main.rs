@@ -180,7 +180,7 @@ fn device() -> Device {
     #[cfg(feature = "cuda")]
     return Device::cuda(0);
     #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
-    return Device::wgpu();
+    return Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
     #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
     Device::flex()
 }
