@@ -177,11 +177,9 @@ fn main() {
 }
 
 fn device() -> Device {
-    #[cfg(feature = "cuda")]
-    return Device::cuda(0);
-    #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+    #[cfg(feature = "wgpu")]
     return Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
-    #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+    #[cfg(not(feature = "wgpu"))]
     Device::flex()
 }
 
