@@ -24,7 +24,12 @@ pub struct Prediction {
 /// Token ids of `text`; never empty (text without tokens is one unknown token), so every
 /// input, even "" or "😀", gets a prediction.
 pub fn encode(tokenizer: &Tokenizer, vocab: &Vocab, text: &str) -> Vec<usize> {
-    let ids: Vec<usize> = tokenizer.tokenize(text).iter().map(|t| vocab.id(t)).collect();
+    encode_tokens(vocab, &tokenizer.tokenize(text))
+}
+
+/// Ids of already tokenized text, with the same never-empty rule as [`encode`].
+pub fn encode_tokens(vocab: &Vocab, tokens: &[String]) -> Vec<usize> {
+    let ids: Vec<usize> = tokens.iter().map(|t| vocab.id(t)).collect();
     if ids.is_empty() { vec![UNK_ID] } else { ids }
 }
 

@@ -74,15 +74,24 @@ impl Encoded {
         examples: &[Example],
         source: &str,
     ) -> Result<Encoded> {
-        let mut out = Encoded::default();
-        for e in examples {
-            let class = labels.iter().position(|l| *l == e.label).ok_or_else(|| {
-                Error::data(source, None, format!("label '{}' is not one of the model's labels {:?}", e.label, labels))
-            })?;
-            out.ids.push(encode(&e.text));
-            out.labels.push(class);
-        }
-        Ok(out)
+        Encoded::with_ids(examples.iter().map(|e| encode(&e.text)).collect(), labels, examples, source)
+    }
+
+    /// Pairs `ids` (one list per example, already encoded) with the examples' classes.
+    pub fn with_ids(ids: Vec<Vec<usize>>, labels: &[String], examples: &[Example], source: &str) -> Result<Encoded> {
+        let classes = examples
+            .iter()
+            .map(|e| {
+                labels.iter().position(|l| *l == e.label).ok_or_else(|| {
+                    Error::data(
+                        source,
+                        None,
+                        format!("label '{}' is not one of the model's labels {:?}", e.label, labels),
+                    )
+                })
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        Ok(Encoded { ids, labels: classes })
     }
 
     pub fn len(&self) -> usize {

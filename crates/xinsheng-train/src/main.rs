@@ -10,7 +10,7 @@ use burn::tensor::Device;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use xinsheng_core::bundle::{Bundle, Manifest, Precision};
-use xinsheng_core::classifier::encode;
+use xinsheng_core::classifier::{encode, encode_tokens};
 use xinsheng_core::data::{Dataset, read_examples};
 use xinsheng_core::train::{Encoded, Event, Freeze, TrainOptions, evaluate, finetune, fit, pretrain};
 use xinsheng_core::vocab::Bigrams;
@@ -268,8 +268,9 @@ fn train(args: TrainArgs) -> Result<()> {
     let tokens: Vec<Vec<String>> = train_data.examples.iter().map(|e| tokenizer.tokenize(&e.text)).collect();
     let vocab = Vocab::build(tokens.iter().map(Vec::as_slice), args.min_freq, args.vocab_size);
     let data_name = args.data.display().to_string();
+    let train_ids = tokens.iter().map(|t| encode_tokens(&vocab, t)).collect();
+    let train_set = Encoded::with_ids(train_ids, &labels, &train_data.examples, &data_name)?;
     let encode = |t: &str| encode(&tokenizer, &vocab, t);
-    let train_set = Encoded::new(&encode, &labels, &train_data.examples, &data_name)?;
     let valid_set = match (&valid_data, &args.valid) {
         (Some(v), Some(path)) => Some(Encoded::new(&encode, &labels, &v.examples, &path.display().to_string())?),
         _ => None,
