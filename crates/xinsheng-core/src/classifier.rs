@@ -98,7 +98,7 @@ impl Classifier {
     /// Positive weights support the label, negative ones speak against it.
     pub fn explain(&self, text: &str) -> (Prediction, Vec<TokenWeight>) {
         let tokens = self.tokens(text);
-        let ids = self.encode(text);
+        let ids = encode_tokens(&self.bundle.manifest.vocab, &tokens);
         let mut variants = vec![ids.clone()];
         if !tokens.is_empty() {
             variants.extend((0..ids.len()).map(|i| {

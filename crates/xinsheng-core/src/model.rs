@@ -150,12 +150,16 @@ impl Cell {
         }
     }
 
+    /// Units of the recurrent state (the hidden projection's input width).
+    fn hidden_size(&self) -> usize {
+        self.hidden.weight.dims()[0]
+    }
+
     /// Runs over `inputs` (reversed when `reverse`), returning one output per step in the
     /// original order.
     fn run(&self, arch: Arch, inputs: &[Tensor<2>], masks: &[Tensor<2>], reverse: bool) -> Vec<Tensor<2>> {
         let [batch, _] = inputs[0].dims();
-        let [_, width] = self.hidden.weight.dims();
-        let d_hidden = width / arch.gates();
+        let d_hidden = self.hidden_size();
         let device = inputs[0].device();
         let mut h = Tensor::<2>::zeros([batch, d_hidden], &device);
         let mut c = h.clone();
@@ -203,10 +207,6 @@ pub struct RecurrentLayer {
 }
 
 impl RecurrentLayer {
-    pub fn backward_is_some(&self) -> bool {
-        self.backward.is_some()
-    }
-
     /// Outputs of the forward cell and, if any, of the backward cell, kept apart.
     fn run_split(
         &self,
@@ -299,6 +299,11 @@ impl Batch {
 impl SentimentModel {
     pub fn arch(&self) -> Arch {
         self.arch
+    }
+
+    /// Units per direction of the last recurrent layer.
+    pub fn hidden_size(&self) -> usize {
+        self.layers.last().expect("at least one layer").forward.hidden_size()
     }
 
     /// Attaches the bigram table the bigram embedding was trained with.

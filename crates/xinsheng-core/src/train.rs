@@ -350,8 +350,7 @@ pub fn pretrain(
     let device = model.head.weight.device();
     let autodiff = device.clone().autodiff();
     device.seed(options.seed);
-    let [width, _] = model.head.weight.dims();
-    let hidden = if model.layers[0].backward_is_some() { width / 4 } else { width / 2 };
+    let hidden = model.hidden_size();
     let mut lm = LanguageModel { encoder: model, head: LinearConfig::new(hidden, lm_vocab).init(&device) }
         .to_device(&autodiff)
         .train();
