@@ -78,17 +78,11 @@ impl Classifier {
 
     /// Probabilities for each encoded text, in input order.
     pub fn probabilities_of(&self, encoded: &[Vec<usize>]) -> Vec<Vec<f32>> {
-        // Similar lengths share a batch, so little time goes into padding.
-        let mut order: Vec<usize> = (0..encoded.len()).collect();
-        order.sort_by_key(|&i| encoded[i].len());
-        let classes = self.labels().len();
         let mut out = vec![Vec::new(); encoded.len()];
-        for chunk in order.chunks(INFERENCE_BATCH) {
+        for chunk in inference_batches(encoded) {
             let ids: Vec<Vec<usize>> = chunk.iter().map(|&i| encoded[i].clone()).collect();
             let flat: Vec<f32> = self.probabilities_tensor(&ids).into_data().try_into_vec().expect("f32 probabilities");
-            for (row, &i) in chunk.iter().enumerate() {
-                out[i] = flat[row * classes..(row + 1) * classes].to_vec();
-            }
+            scatter_rows(&mut out, &chunk, &flat);
         }
         out
     }
@@ -97,6 +91,13 @@ impl Classifier {
     /// label's probability falls when that token alone is replaced by `<unk>` (occlusion).
     /// Positive weights support the label, negative ones speak against it.
     pub fn explain(&self, text: &str) -> (Prediction, Vec<TokenWeight>) {
+        let occlusion = self.occlusion(text);
+        let probs = self.probabilities_of(&occlusion.variants);
+        occlusion.weigh(self, &probs)
+    }
+
+    /// The inputs [`Classifier::explain`] scores; the browser scores them asynchronously.
+    pub fn occlusion(&self, text: &str) -> Occlusion {
         let tokens = self.tokens(text);
         let ids = encode_tokens(&self.bundle.manifest.vocab, &tokens);
         let mut variants = vec![ids.clone()];
@@ -107,15 +108,7 @@ impl Classifier {
                 occluded
             }));
         }
-        let probs = self.probabilities_of(&variants);
-        let prediction = self.prediction(&probs[0]);
-        let class = self.labels().iter().position(|l| *l == prediction.label).expect("predicted label is known");
-        let weights = tokens
-            .into_iter()
-            .zip(&probs[1..])
-            .map(|(token, p)| TokenWeight { token, weight: probs[0][class] - p[class] })
-            .collect();
-        (prediction, weights)
+        Occlusion { tokens, variants }
     }
 
     pub fn prediction(&self, probs: &[f32]) -> Prediction {
@@ -129,5 +122,43 @@ impl Classifier {
 
     pub fn predict(&self, texts: &[&str]) -> Vec<Prediction> {
         self.probabilities(texts).iter().map(|p| self.prediction(p)).collect()
+    }
+}
+
+/// Batches of input indices for inference: similar lengths share a batch, so little time goes
+/// into padding; at most [`INFERENCE_BATCH`] texts each.
+pub fn inference_batches(encoded: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..encoded.len()).collect();
+    order.sort_by_key(|&i| encoded[i].len());
+    order.chunks(INFERENCE_BATCH).map(<[usize]>::to_vec).collect()
+}
+
+/// Puts the rows of a `[chunk.len(), classes]` probability matrix back in input order.
+pub fn scatter_rows(out: &mut [Vec<f32>], chunk: &[usize], flat: &[f32]) {
+    let classes = flat.len() / chunk.len().max(1);
+    for (row, &i) in chunk.iter().enumerate() {
+        out[i] = flat[row * classes..(row + 1) * classes].to_vec();
+    }
+}
+
+/// A text's tokens and the id sequences that explain it: the text itself, then the text with
+/// each token in turn replaced by `<unk>`.
+pub struct Occlusion {
+    pub tokens: Vec<String>,
+    pub variants: Vec<Vec<usize>>,
+}
+
+impl Occlusion {
+    /// The prediction and token weights, given the probabilities of every variant.
+    pub fn weigh(self, classifier: &Classifier, probs: &[Vec<f32>]) -> (Prediction, Vec<TokenWeight>) {
+        let prediction = classifier.prediction(&probs[0]);
+        let class = classifier.labels().iter().position(|l| *l == prediction.label).expect("predicted label is known");
+        let weights = self
+            .tokens
+            .into_iter()
+            .zip(&probs[1..])
+            .map(|(token, p)| TokenWeight { token, weight: probs[0][class] - p[class] })
+            .collect();
+        (prediction, weights)
     }
 }

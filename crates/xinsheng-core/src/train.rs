@@ -11,7 +11,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::Bundle;
-use crate::classifier::encode;
+use crate::classifier::{encode, inference_batches};
 use crate::data::Example;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -186,10 +186,8 @@ impl Trainer {
 
 /// Class predicted for each example of `data` by an inference-mode model.
 pub fn predict_classes(model: &SentimentModel, data: &Encoded, device: &Device) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    order.sort_by_key(|&i| data.ids[i].len());
     let mut predicted = vec![0; data.len()];
-    for chunk in order.chunks(crate::classifier::INFERENCE_BATCH) {
+    for chunk in inference_batches(&data.ids) {
         let ids: Vec<Vec<usize>> = chunk.iter().map(|&i| data.ids[i].clone()).collect();
         let classes: Vec<i64> = model
             .forward(&model.batch(&ids, device))
@@ -290,22 +288,29 @@ pub fn finetune(
     if examples.is_empty() {
         return Err(Error::Invalid("fine-tuning needs at least one labelled example".into()));
     }
-    let Bundle { mut manifest, model } = bundle;
-    let mut labels = manifest.labels.clone();
-    for e in examples.iter().chain(valid) {
-        if !labels.contains(&e.label) {
-            labels.push(e.label.clone());
-        }
-    }
-    let model = model.grow_head(labels.len() - manifest.labels.len());
-    manifest.labels = labels.clone();
-    manifest.config.num_classes = labels.len();
+    let Bundle { mut manifest, model } = with_labels_of(bundle, examples.iter().chain(valid));
+    let labels = manifest.labels.clone();
     let encode = |t: &str| encode(&manifest.tokenizer, &manifest.vocab, t);
     let train = Encoded::new(&encode, &labels, examples, "fine-tuning data")?;
     let valid = if valid.is_empty() { None } else { Some(Encoded::new(&encode, &labels, valid, "validation data")?) };
     let Fitted { model, valid, epochs_run } = fit(model, &train, valid.as_ref(), &labels, options, on_event);
     manifest.metrics = valid;
     Ok((Bundle { manifest, model }, epochs_run))
+}
+
+/// `bundle` with the labels of `examples` it lacks appended to its label set; the head grows
+/// and the old classes keep their weights.
+pub fn with_labels_of<'a>(bundle: Bundle, examples: impl IntoIterator<Item = &'a Example>) -> Bundle {
+    let Bundle { mut manifest, model } = bundle;
+    let known = manifest.labels.len();
+    for e in examples {
+        if !manifest.labels.contains(&e.label) {
+            manifest.labels.push(e.label.clone());
+        }
+    }
+    manifest.config.num_classes = manifest.labels.len();
+    let model = model.grow_head(manifest.labels.len() - known);
+    Bundle { manifest, model }
 }
 
 /// The encoder with a next-token head, for ULMFiT-style pretraining on unlabelled text.

@@ -1,0 +1,312 @@
+//! xinsheng in the browser: the core crate's classifier behind wasm-bindgen, on WebGPU or the
+//! Flex CPU backend. `web/xinsheng.js` wraps this in the public `Classifier` API.
+//!
+//! Every tensor read here is asynchronous: on WebGPU a synchronous read panics.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use xinsheng_core::classifier::{TokenWeight, inference_batches, scatter_rows};
+use xinsheng_core::rng::SplitMix64;
+use xinsheng_core::train::{Encoded, Freeze, Trainer, batches, with_labels_of};
+use xinsheng_core::{Bundle, Classifier, Example, Precision, Prediction, SentimentModel};
+
+thread_local! {
+    /// The page's WebGPU device. burn registers one runtime per page: a second
+    /// initialisation fails, so the first device is kept and shared by every model.
+    static WEBGPU: RefCell<Option<Device>> = const { RefCell::new(None) };
+}
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// Initialises WebGPU for this page (once; later calls reuse the device).
+#[wasm_bindgen(js_name = initWebgpu)]
+pub async fn init_webgpu() -> Result<(), JsError> {
+    if WEBGPU.with(|d| d.borrow().is_some()) {
+        return Ok(());
+    }
+    let device = Device::wgpu_options()
+        .init_async()
+        .await
+        .map_err(|e| JsError::new(&format!("WebGPU initialisation failed: {e}")))?;
+    WEBGPU.with(|d| *d.borrow_mut() = Some(device));
+    Ok(())
+}
+
+fn device_for(backend: &str) -> Result<Device, JsError> {
+    match backend {
+        "cpu" => Ok(Device::flex()),
+        "webgpu" => WEBGPU
+            .with(|d| d.borrow().clone())
+            .ok_or_else(|| JsError::new("WebGPU is not initialised: call initWebgpu() first")),
+        other => Err(JsError::new(&format!("unknown backend '{other}' (expected webgpu or cpu)"))),
+    }
+}
+
+fn js_error(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// Plain JS objects (not `Map`s) for maps such as `probs`.
+fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_error)
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &js_sys::Function, ms: i32) -> JsValue;
+}
+
+/// Lets the browser handle input and paint before the next training step.
+async fn next_task() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        set_timeout(&resolve, 0);
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// A loaded model on one backend.
+#[wasm_bindgen]
+pub struct Engine {
+    classifier: Classifier,
+    backend: String,
+}
+
+#[derive(Serialize)]
+struct Explanation {
+    prediction: Prediction,
+    tokens: Vec<TokenWeight>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+struct FineTuneOptions {
+    epochs: Option<usize>,
+    lr: Option<f64>,
+    batch_size: Option<usize>,
+    seed: Option<u64>,
+    freeze: Option<Freeze>,
+}
+
+/// One report per training step, passed to `onProgress`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Progress {
+    epoch: usize,
+    epochs: usize,
+    step: usize,
+    steps: usize,
+    loss: f64,
+    accuracy: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FineTuneSummary {
+    epochs: usize,
+    steps: usize,
+    loss: f64,
+    accuracy: f64,
+    labels: Vec<String>,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Decodes bundle bytes onto `backend` ("webgpu" after `initWebgpu`, or "cpu"); `name`
+    /// says where the bytes came from, for error messages.
+    pub fn load(name: &str, bytes: Vec<u8>, backend: &str) -> Result<Engine, JsError> {
+        let device = device_for(backend)?;
+        let bundle = Bundle::from_bytes(name, bytes, &device).map_err(js_error)?;
+        Ok(Engine { classifier: Classifier::new(bundle, device), backend: backend.to_string() })
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.backend.clone()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn labels(&self) -> Vec<String> {
+        self.classifier.labels().to_vec()
+    }
+
+    /// The bundle's manifest (config, tokenizer, labels, metrics, training) without the vocabulary.
+    #[wasm_bindgen(getter)]
+    pub fn info(&self) -> Result<JsValue, JsError> {
+        let manifest = &self.classifier.bundle.manifest;
+        #[derive(Serialize)]
+        struct Info<'a> {
+            config: &'a xinsheng_core::ModelConfig,
+            tokenizer: &'a xinsheng_core::Tokenizer,
+            labels: &'a [String],
+            vocab_size: usize,
+            metrics: &'a Option<xinsheng_core::Metrics>,
+        }
+        to_js(&Info {
+            config: &manifest.config,
+            tokenizer: &manifest.tokenizer,
+            labels: &manifest.labels,
+            vocab_size: manifest.vocab.len(),
+            metrics: &manifest.metrics,
+        })
+    }
+
+    /// `[{label, score, probs}]` for each text, in order.
+    pub async fn classify(&self, texts: Vec<String>) -> Result<JsValue, JsError> {
+        let encoded: Vec<Vec<usize>> = texts.iter().map(|t| self.classifier.encode(t)).collect();
+        let probs = self.probabilities(&encoded).await?;
+        let predictions: Vec<Prediction> = probs.iter().map(|p| self.classifier.prediction(p)).collect();
+        to_js(&predictions)
+    }
+
+    /// `{prediction, tokens: [{token, weight}]}`: occlusion importance of each token.
+    pub async fn explain(&self, text: String) -> Result<JsValue, JsError> {
+        let occlusion = self.classifier.occlusion(&text);
+        let probs = self.probabilities(&occlusion.variants).await?;
+        let (prediction, tokens) = occlusion.weigh(&self.classifier, &probs);
+        to_js(&Explanation { prediction, tokens })
+    }
+
+    /// Trains on `examples` (`[{text, label}]`); new labels add classes. Calls
+    /// `on_progress(progress)` after every step and yields to the browser between steps.
+    #[wasm_bindgen(js_name = fineTune)]
+    pub async fn fine_tune(
+        &mut self,
+        examples: JsValue,
+        options: JsValue,
+        on_progress: Option<js_sys::Function>,
+    ) -> Result<JsValue, JsError> {
+        let examples: Vec<Example> = serde_wasm_bindgen::from_value(examples)
+            .map_err(|e| JsError::new(&format!("examples must be [{{text, label}}]: {e}")))?;
+        let options: FineTuneOptions = if options.is_undefined() || options.is_null() {
+            FineTuneOptions::default()
+        } else {
+            serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("fine-tuning options: {e}")))?
+        };
+        if examples.is_empty() {
+            return Err(JsError::new("fine-tuning needs at least one labelled example"));
+        }
+        if let Some(bad) = examples.iter().position(|e| e.label.trim().is_empty()) {
+            return Err(JsError::new(&format!("example {} has an empty label", bad + 1)));
+        }
+        let epochs = options.epochs.unwrap_or(8).max(1);
+        let lr = options.lr.unwrap_or(2e-3);
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(JsError::new("the learning rate must be a positive number"));
+        }
+        let batch_size = options.batch_size.unwrap_or(16).max(1);
+        let seed = options.seed.unwrap_or(42);
+
+        let base =
+            Bundle { manifest: self.classifier.bundle.manifest.clone(), model: self.classifier.bundle.model.clone() };
+        let Bundle { manifest, model } = with_labels_of(base, &examples);
+        let encode = |t: &str| xinsheng_core::classifier::encode(&manifest.tokenizer, &manifest.vocab, t);
+        let data = Encoded::new(&encode, &manifest.labels, &examples, "corrections").map_err(js_error)?;
+
+        self.classifier.device.seed(seed);
+        let mut trainer = Trainer::new(model, lr, options.freeze.unwrap_or_default());
+        let mut rng = SplitMix64::new(seed);
+        let (mut steps, mut loss, mut accuracy) = (0, 0.0, 0.0);
+        for epoch in 1..=epochs {
+            let plan = batches(&data, batch_size, &mut rng);
+            let (mut loss_sum, mut correct_sum, mut seen) = (0.0, 0usize, 0usize);
+            for (step, indices) in plan.iter().enumerate() {
+                let (step_loss, correct) = trainer.step(&data, indices);
+                let step_loss = step_loss.into_scalar_async::<f32>().await.map_err(js_error)? as f64;
+                let correct = correct.into_scalar_async::<i64>().await.map_err(js_error)? as usize;
+                loss_sum += step_loss * indices.len() as f64;
+                correct_sum += correct;
+                seen += indices.len();
+                steps += 1;
+                loss = loss_sum / seen as f64;
+                accuracy = correct_sum as f64 / seen as f64;
+                if let Some(callback) = &on_progress {
+                    let report = to_js(&Progress { epoch, epochs, step: step + 1, steps: plan.len(), loss, accuracy })?;
+                    callback.call1(&JsValue::NULL, &report).map_err(|e| {
+                        JsError::new(&format!(
+                            "onProgress threw: {}",
+                            e.as_string().unwrap_or_else(|| format!("{e:?}"))
+                        ))
+                    })?;
+                }
+                next_task().await;
+            }
+        }
+        let labels = manifest.labels.clone();
+        self.classifier.bundle = Bundle { manifest, model: trainer.model.valid() };
+        to_js(&FineTuneSummary { epochs, steps, loss, accuracy, labels })
+    }
+
+    /// The current model as bundle bytes (`"f16"` halves the size; `"f32"` keeps every bit).
+    #[wasm_bindgen(js_name = exportModel)]
+    pub async fn export_model(&self, precision: Option<String>) -> Result<Vec<u8>, JsError> {
+        let precision = match precision.as_deref().unwrap_or("f16") {
+            "f16" => Precision::F16,
+            "f32" => Precision::F32,
+            other => return Err(JsError::new(&format!("unknown precision '{other}' (expected f16 or f32)"))),
+        };
+        let model = to_host(&self.classifier.bundle.model).await?;
+        let bundle = Bundle { manifest: self.classifier.bundle.manifest.clone(), model };
+        bundle.to_bytes(precision).map_err(js_error)
+    }
+}
+
+impl Engine {
+    async fn probabilities(&self, encoded: &[Vec<usize>]) -> Result<Vec<Vec<f32>>, JsError> {
+        let mut out = vec![Vec::new(); encoded.len()];
+        for chunk in inference_batches(encoded) {
+            let ids: Vec<Vec<usize>> = chunk.iter().map(|&i| encoded[i].clone()).collect();
+            let data = self.classifier.probabilities_tensor(&ids).into_data_async().await.map_err(js_error)?;
+            let flat: Vec<f32> = data.try_into_vec().map_err(|e| JsError::new(&format!("{e:?}")))?;
+            scatter_rows(&mut out, &chunk, &flat);
+        }
+        Ok(out)
+    }
+}
+
+/// A copy of `model` on the CPU, read asynchronously parameter by parameter (burn's own
+/// device transfer and record export read synchronously, which WebGPU does not allow).
+async fn to_host(model: &SentimentModel) -> Result<SentimentModel, JsError> {
+    struct Collect(Vec<(ParamId, Vec<usize>, Tensor<1>)>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let value = param.val();
+            let shape = value.dims().to_vec();
+            let flat = value.reshape([shape.iter().product::<usize>()]);
+            self.0.push((param.id, shape, flat));
+        }
+    }
+    struct Replace {
+        values: HashMap<ParamId, TensorData>,
+        device: Device,
+    }
+    impl ModuleMapper for Replace {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let id = param.id;
+            let data = self.values.remove(&id).expect("every parameter was read");
+            Param::initialized(id, Tensor::from_data(data, &self.device))
+        }
+    }
+
+    let mut collect = Collect(Vec::new());
+    model.visit(&mut collect);
+    let mut values = HashMap::new();
+    for (id, shape, flat) in collect.0 {
+        let data = flat.into_data_async().await.map_err(js_error)?;
+        let data = TensorData::new(
+            data.convert::<f32>().try_into_vec::<f32>().map_err(|e| JsError::new(&format!("{e:?}")))?,
+            shape,
+        );
+        values.insert(id, data);
+    }
+    Ok(model.clone().map(&mut Replace { values, device: Device::flex() }))
+}

@@ -1,0 +1,167 @@
+// The JS API (dist/xinsheng.js) in headless Chromium, on WebGPU (SwiftShader) and on the CPU,
+// compared with the native `xinsheng` binary on the same bundles.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { launch, startServer, openPage, nativePredict, writeTemp, assertSamePredictions } from './harness.mjs';
+
+// Odd inputs included on purpose: empty, whitespace, emoji, English, traditional, very long.
+const TEXTS = [
+  '这家酒店的服务非常好，房间干净，下次还来！',
+  '质量太差了，用了两天就坏了，不推荐购买。',
+  '',
+  '   ',
+  '😀😀😀',
+  'The battery life is terrible',
+  '這本書寫得很好，值得一讀',
+  '还行吧，一般般',
+  '好'.repeat(100_000),
+];
+
+let server;
+before(async () => {
+  server = await startServer();
+});
+after(() => server?.close());
+
+const apiPage = () => `${server.url}widget-test/api.html`;
+
+test('CPU: without WebGPU, auto falls back to the CPU and says why; classify equals native predict', async () => {
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page, errors } = await openPage(browser, apiPage());
+    const result = await page.evaluate(async (texts) => {
+      const { Classifier } = await import('/xinsheng.js');
+      const clf = await Classifier.load({ backend: 'auto' });
+      return { backend: clf.backend, reason: clf.backendReason, labels: clf.labels, predictions: await clf.classify(texts) };
+    }, TEXTS);
+    assert.equal(result.backend, 'cpu');
+    assert.match(result.reason, /WebGPU|adapter/);
+    assert.deepEqual(result.labels, ['negative', 'positive']);
+    assertSamePredictions(assert, result.predictions, nativePredict(TEXTS));
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('WebGPU: auto picks WebGPU; classify equals native predict; explain; fine-tune and export on WebGPU', async () => {
+  const browser = await launch({ webgpu: true });
+  try {
+    const { page, errors } = await openPage(browser, apiPage());
+    // SwiftShader runs every dispatch on the CPU: keep this small.
+    const texts = TEXTS.slice(0, 3);
+    const result = await page.evaluate(async (texts) => {
+      const { Classifier } = await import('/xinsheng.js');
+      const clf = await Classifier.load({ backend: 'auto' });
+      const predictions = await clf.classify(texts);
+      const explained = await clf.explain('质量太差了');
+      // A second model on the same page reuses the one WebGPU device.
+      const second = await Classifier.load({ backend: 'webgpu' });
+      const again = await second.classify(texts.slice(0, 1));
+      const summary = await clf.fineTune([{ text: '一般般', label: '中立' }], { epochs: 1 });
+      const bytes = await clf.exportModel({ precision: 'f32' });
+      return { backend: clf.backend, predictions, explained, again, summary, bytes: Array.from(bytes) };
+    }, texts);
+    assert.equal(result.backend, 'webgpu');
+    assertSamePredictions(assert, result.predictions, nativePredict(texts));
+    assertSamePredictions(assert, result.again, nativePredict(texts.slice(0, 1)));
+    assert.deepEqual(
+      result.explained.map((t) => t.token),
+      ['质', '量', '太', '差', '了'],
+    );
+    assert.ok(result.explained.some((t) => t.weight > 0), 'some token supports the prediction');
+    assert.deepEqual(result.summary.labels, ['negative', 'positive', '中立']);
+    // The model fine-tuned on WebGPU, read back asynchronously, is a bundle the CLI accepts.
+    const model = writeTemp('webgpu-tuned.bpk', Buffer.from(result.bytes));
+    const native = nativePredict(['一般般'], model);
+    assert.deepEqual(Object.keys(native[0].probs).sort(), ['negative', 'positive', '中立'].sort());
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('CPU: fine-tuning adds 中立 and learns it; exported bytes load in the browser and natively alike', async () => {
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page, errors } = await openPage(browser, apiPage());
+    const neutral = ['还行吧，一般般', '中规中矩，没什么特别的', '普普通通，不好不坏'];
+    const result = await page.evaluate(async (neutral) => {
+      const { Classifier } = await import('/xinsheng.js');
+      const clf = await Classifier.load({ backend: 'cpu' });
+      const reports = [];
+      const examples = [
+        ...neutral.map((text) => ({ text, label: '中立' })),
+        { text: '非常好，很满意', label: 'positive' },
+        { text: '太差了，很失望', label: 'negative' },
+      ];
+      await clf.fineTune(examples, { epochs: 15, onProgress: (p) => reports.push(p) });
+      const tuned = await clf.classify(neutral);
+      const bytes = await clf.exportModel();
+      const reloaded = await Classifier.load({ bytes, backend: 'cpu' });
+      const fromBytes = await reloaded.classify(neutral);
+      await clf.reset();
+      const afterReset = await clf.classify(neutral);
+      let noExamples;
+      try {
+        await clf.fineTune([]);
+      } catch (e) {
+        noExamples = e.message;
+      }
+      return { labels: reloaded.labels, tuned, fromBytes, reports, bytes: Array.from(bytes), afterReset, noExamples, resetLabels: clf.labels };
+    }, neutral);
+    assert.deepEqual(result.labels, ['negative', 'positive', '中立']);
+    assert.deepEqual(result.tuned.map((p) => p.label), ['中立', '中立', '中立']);
+    assert.equal(result.reports.length, 15, 'one progress report per step (5 examples fit one batch)');
+    assert.ok(result.reports.at(-1).loss < result.reports[0].loss, 'loss falls');
+    const native = nativePredict(neutral, writeTemp('tuned.bpk', Buffer.from(result.bytes)));
+    assertSamePredictions(assert, result.fromBytes, native);
+    assert.deepEqual(result.resetLabels, ['negative', 'positive']);
+    assertSamePredictions(assert, result.afterReset, nativePredict(neutral));
+    assert.match(result.noExamples, /at least one labelled example/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('CPU: unreachable, corrupt or foreign model URLs give clear errors', async () => {
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page } = await openPage(browser, apiPage());
+    const messages = await page.evaluate(async () => {
+      const { Classifier } = await import('/xinsheng.js');
+      const attempt = async (options) => {
+        try {
+          await Classifier.load(options);
+          return 'loaded';
+        } catch (e) {
+          return e.message;
+        }
+      };
+      return {
+        missing: await attempt({ modelUrl: '/no-such-model.bpk', backend: 'cpu' }),
+        unreachable: await attempt({ modelUrl: 'http://127.0.0.1:9/model.bpk', backend: 'cpu' }),
+        notAModel: await attempt({ modelUrl: '/widget-test/page.css', backend: 'cpu' }),
+        truncated: await attempt({ bytes: new Uint8Array(100), backend: 'cpu' }),
+        badBackend: await attempt({ backend: 'tpu' }),
+      };
+    });
+    assert.match(messages.missing, /no-such-model\.bpk.*HTTP 404/);
+    assert.match(messages.unreachable, /cannot reach the model/);
+    assert.match(messages.notAModel, /page\.css.*(burnpack|corrupt)/);
+    assert.match(messages.truncated, /model bytes/);
+    assert.match(messages.badBackend, /unknown backend 'tpu'/);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('the built wasm and model stay within the size budget', () => {
+  const wasm = readFileSync(new URL('../../dist/xinsheng-web_bg.wasm', import.meta.url));
+  const model = readFileSync(new URL('../../dist/models/default/model.bpk', import.meta.url));
+  assert.ok(model.length <= 2 * 1024 * 1024, `model ${model.length} bytes`);
+  assert.ok(wasm.length > 0);
+});

@@ -1,0 +1,94 @@
+// Shared set-up for the browser tests: the static server, Chromium with or without WebGPU,
+// and the native `xinsheng` binary to compare against.
+
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+
+const BASE_FLAGS = ['--no-sandbox', '--headless=new', '--disable-background-networking', '--disable-component-update'];
+// WebGPU through SwiftShader (software Vulkan): slow but real, available on any machine.
+const WEBGPU_FLAGS = [
+  '--enable-unsafe-webgpu',
+  '--enable-features=Vulkan',
+  '--use-vulkan=swiftshader',
+  '--use-webgpu-adapter=swiftshader',
+];
+const NO_WEBGPU_FLAGS = ['--disable-features=WebGPU,Vulkan', '--disable-gpu'];
+
+export async function launch({ webgpu }) {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: [...BASE_FLAGS, ...(webgpu ? WEBGPU_FLAGS : NO_WEBGPU_FLAGS)],
+  });
+}
+
+/** Starts scripts/serve.mjs on a free port; resolves to { url, close }. */
+export function startServer() {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [join(ROOT, 'scripts/serve.mjs'), '--port', '0'], { cwd: ROOT });
+    let out = '';
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      const match = out.match(/serving (http:\/\/\S+)/);
+      if (match) resolvePromise({ url: match[1], close: () => child.kill() });
+    });
+    child.on('exit', (code) => reject(new Error(`server exited (${code}): ${out}`)));
+    if (!existsSync(join(ROOT, 'dist/xinsheng.js'))) reject(new Error('dist/ is not built: run scripts/test'));
+  });
+}
+
+/** A page whose console errors and uncaught exceptions fail the test that reads `errors`. */
+export async function openPage(browser, url) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => m.type() === 'error' && errors.push(`console: ${m.text()}`));
+  page.on('dialog', (d) => {
+    errors.push(`dialog opened: ${d.message()}`);
+    d.dismiss();
+  });
+  await page.goto(url);
+  return { page, context, errors };
+}
+
+function binary() {
+  const bin = process.env.XINSHENG_BIN;
+  if (!bin || !existsSync(bin)) throw new Error('set XINSHENG_BIN to the built `xinsheng` binary (scripts/test does)');
+  return bin;
+}
+
+/** `xinsheng predict` on `texts` (one per line, so none may contain a newline). */
+export function nativePredict(texts, model = join(ROOT, 'models/default')) {
+  const dir = mkdtempSync(join(tmpdir(), 'xinsheng-'));
+  const input = join(dir, 'input.txt');
+  writeFileSync(input, texts.join('\n') + '\n');
+  const out = execFileSync(binary(), ['predict', '--model', model, '--input', input], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
+  return out.trim().split('\n').map((line) => JSON.parse(line));
+}
+
+export function writeTemp(name, bytes) {
+  const path = join(mkdtempSync(join(tmpdir(), 'xinsheng-')), name);
+  writeFileSync(path, bytes);
+  return path;
+}
+
+/** Asserts two prediction lists agree: same labels, probabilities within `tolerance`. */
+export function assertSamePredictions(assert, browser, native, tolerance = 1e-4) {
+  assert.equal(browser.length, native.length);
+  browser.forEach((b, i) => {
+    assert.equal(b.label, native[i].label, `text ${i}: label`);
+    for (const [label, p] of Object.entries(native[i].probs)) {
+      const diff = Math.abs(b.probs[label] - p);
+      assert.ok(diff <= tolerance, `text ${i}: P(${label}) browser ${b.probs[label]} native ${p} (diff ${diff})`);
+    }
+  });
+}

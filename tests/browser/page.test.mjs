@@ -1,0 +1,172 @@
+// The demo page and the widget, clicked through in headless Chromium (CPU backend: the
+// WebGPU path is covered by api.test.mjs and is too slow on SwiftShader for whole flows).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { launch, startServer, openPage, nativePredict } from './harness.mjs';
+
+let server;
+let browser;
+before(async () => {
+  server = await startServer();
+  browser = await launch({ webgpu: false });
+});
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+const demo = (query = 'backend=cpu') => `${server.url}?${query}`;
+const ready = (page) => page.waitForSelector('body[data-ready=true]');
+
+async function classify(page, texts) {
+  await page.fill('#input', texts.join('\n'));
+  await page.click('#classify');
+  await page.waitForFunction((n) => document.querySelectorAll('#results tbody tr').length === n, texts.length);
+  return page.$$eval('#results tbody tr', (rows) => rows.map((r) => r.dataset.label));
+}
+
+async function fineTune(page) {
+  await page.click('#finetune');
+  await page.waitForFunction(() => /Fine-tuned|failed/.test(document.getElementById('status').textContent), null, {
+    timeout: 120_000,
+  });
+  return page.textContent('#status');
+}
+
+// Reviews the shipped model calls positive; the user says they are negative.
+const WRONG = ['酒店位置还可以，就是早餐一般', '书的内容还可以吧，印刷一般', '价格便宜，但是做工一般'];
+
+test('correct three labels, fine-tune, reload, reset', async () => {
+  const { page, context, errors } = await openPage(browser, demo());
+  await ready(page);
+  assert.match(await page.textContent('#backend'), /CPU/);
+  const shipped = nativePredict(WRONG).map((p) => p.label);
+  assert.deepEqual(await classify(page, WRONG), shipped);
+
+  // One correction by click, two by keyboard (row focus, then the label's number).
+  const negative = (await page.$$eval('#results tbody tr:first-child .choice', (bs) => bs.map((b) => b.textContent))).findIndex(
+    (t) => t.endsWith('negative'),
+  );
+  await page.click(`#results tbody tr[data-row="0"] .choice >> nth=${negative}`);
+  await page.focus('#results tbody tr[data-row="1"]');
+  await page.keyboard.press(String(negative + 1));
+  await page.waitForFunction(() => document.querySelectorAll('#corrections li').length === 2);
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press(String(negative + 1));
+  await page.waitForFunction(() => document.querySelectorAll('#corrections li').length === 3);
+  // Undo and redo the last one, to exercise undo.
+  await page.keyboard.press('u');
+  await page.waitForFunction(() => document.querySelectorAll('#corrections li').length === 2);
+  await page.focus('#results tbody tr[data-row="2"]');
+  await page.keyboard.press(String(negative + 1));
+  await page.waitForFunction(() => document.querySelectorAll('#corrections li').length === 3);
+
+  await page.fill('#epochs', '15');
+  assert.match(await fineTune(page), /Fine-tuned/);
+  assert.deepEqual(await classify(page, WRONG), ['negative', 'negative', 'negative']);
+  assert.equal(await page.isVisible('#ft-summary'), true);
+  assert.match(await page.textContent('#acc-corr-after'), /100\.0% \(3\/3\)/);
+
+  await page.reload();
+  await ready(page);
+  assert.equal(await page.$$eval('#corrections li', (items) => items.length), 3);
+  assert.match(await page.textContent('#backend'), /fine-tune 1/);
+  assert.deepEqual(await classify(page, WRONG), ['negative', 'negative', 'negative']);
+
+  await page.click('#reset-model');
+  await page.waitForFunction(() => /shipped model/.test(document.getElementById('backend').textContent));
+  assert.deepEqual(await classify(page, WRONG), shipped);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('adding 中立 through corrections yields a three-label model that predicts it', async () => {
+  const { page, context, errors } = await openPage(browser, demo());
+  await ready(page);
+  const neutral = ['还行吧，一般般', '中规中矩，没什么特别的', '普普通通，不好不坏'];
+  await classify(page, neutral);
+  await page.fill('#new-label', '中立');
+  await page.click('#add-label');
+  for (let i = 0; i < neutral.length; i++) {
+    await page.click(`#results tbody tr[data-row="${i}"] .choice:has-text("中立")`);
+  }
+  await page.waitForFunction(() => document.querySelectorAll('#corrections li').length === 3);
+  await page.fill('#epochs', '15');
+  assert.match(await fineTune(page), /Fine-tuned/);
+  assert.match(await page.textContent('#backend'), /negative \/ positive \/ 中立/);
+  assert.deepEqual(await classify(page, neutral), ['中立', '中立', '中立']);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('bad input gives clear messages and the page stays usable', async () => {
+  const { page, context } = await openPage(browser, demo());
+  await ready(page);
+
+  await page.click('#finetune');
+  assert.match(await page.textContent('#status'), /No corrections yet/);
+
+  const dir = mkdtempSync(join(tmpdir(), 'xinsheng-ui-'));
+  const bad = join(dir, 'bad.jsonl');
+  writeFileSync(bad, '{"label":"positive","text":"好"}\n{"label": "negative", "text": \n');
+  await page.setInputFiles('#import-corrections', bad);
+  await page.waitForFunction(() => /bad\.jsonl:2: not valid JSON/.test(document.getElementById('status').textContent));
+
+  const doc = join(dir, 'reviews.docx');
+  writeFileSync(doc, 'not a text file');
+  await page.setInputFiles('#file', doc);
+  await page.waitForFunction(() => /unknown file format/.test(document.getElementById('status').textContent));
+
+  // A TSV dropped/opened for classification uses its text column.
+  const tsv = join(dir, 'reviews.tsv');
+  writeFileSync(tsv, 'label\ttext\npositive\t很好\nnegative\t很差\n');
+  await page.setInputFiles('#file', tsv);
+  await page.waitForFunction(() => document.querySelectorAll('#results tbody tr').length === 2);
+
+  // Hostile text is shown as text.
+  const hostile = '<img src=x onerror=alert(1)>';
+  await classify(page, [hostile]);
+  await page.waitForSelector('#results tbody tr .review .tok');
+  assert.equal(await page.getAttribute('#results tbody tr .review', 'title'), hostile);
+  assert.equal(await page.$$eval('#results img', (imgs) => imgs.length), 0);
+  await context.close();
+
+  // A model URL that is not a model: a clear error; corrections still work.
+  const broken = await openPage(browser, demo('backend=cpu&model=/widget-test/page.css'));
+  await ready(broken.page);
+  assert.match(await broken.page.textContent('#status'), /could not be loaded: .*page\.css/);
+  await broken.page.fill('#new-label', '中立');
+  await broken.page.click('#add-label');
+  assert.match(await broken.page.textContent('#label-list'), /中立/);
+  await broken.context.close();
+});
+
+test('the widget classifies inside another page, emits events and keeps text as text', async () => {
+  const { page, context, errors } = await openPage(browser, `${server.url}widget-test/`);
+  const hostile = '<img src=x onerror=alert(1)> 太差了';
+  await page.fill('sentiment-widget textarea', hostile);
+  await page.click('sentiment-widget button[type=submit]');
+  await page.waitForFunction(() => (window.widgetEvents ?? []).some((e) => e.type === 'sentiment-prediction'));
+  const [native] = nativePredict([hostile]);
+  const prediction = await page.evaluate(() => window.widgetEvents[0].detail);
+  assert.equal(prediction.text, hostile);
+  assert.equal(prediction.label, native.label);
+  assert.match(await page.textContent('sentiment-widget .result'), new RegExp(native.label));
+
+  const other = ['positive', 'negative', '中立'].find((l) => l !== native.label);
+  await page.click(`sentiment-widget .choice:has-text("${other}")`);
+  await page.waitForFunction(() => window.widgetEvents.some((e) => e.type === 'sentiment-correction'));
+  const correction = await page.evaluate(() => window.widgetEvents.find((e) => e.type === 'sentiment-correction').detail);
+  assert.deepEqual(correction, { text: hostile, predicted: native.label, label: other });
+
+  // The event log renders the hostile text; no element was created from it anywhere.
+  assert.match(await page.textContent('#events'), /<img src=x onerror=alert\(1\)>/);
+  assert.equal(await page.$$eval('img', (imgs) => imgs.length), 0);
+  assert.equal(await page.$$eval('sentiment-widget img', (imgs) => imgs.length), 0);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
