@@ -92,8 +92,12 @@ function allLabels() {
   return labels;
 }
 
+// Bumped whenever other work starts, so background explanations stop queueing ahead of it.
+let explainRun = 0;
+
 function setBusy(busy) {
   state.busy = busy;
+  if (busy) explainRun++;
   $('classify').disabled = busy || !state.clf;
   $('finetune').disabled = busy || !state.clf;
   $('undo-model').disabled = busy || state.current === null;
@@ -145,8 +149,9 @@ async function classifyTexts(texts) {
 // Highlights arrive row by row after the table is shown.
 async function explainRows() {
   const rows = state.rows;
-  for (let i = 0; i < rows.length && i < 100; i++) {
-    if (state.rows !== rows) return; // a newer classification replaced the table
+  const run = explainRun;
+  for (let i = 0; i < rows.length && i < 50; i++) {
+    if (state.rows !== rows || run !== explainRun) return; // newer work came first
     try {
       rows[i].tokens = await state.clf.explain(rows[i].text);
       renderReview(i);

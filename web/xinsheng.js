@@ -6,7 +6,7 @@
 //
 // The model runs in WebAssembly (Rust + burn); see README.md for the whole API.
 
-import init, { Engine, initWebgpu } from './xinsheng-web.js';
+import init, { Engine, initWebgpu, loadWordDictionary } from './xinsheng-web.js';
 
 const here = new URL('.', import.meta.url);
 /** The model shipped with the build. */
@@ -16,6 +16,24 @@ let wasmReady;
 function loadWasm() {
   wasmReady ??= init({ module_or_path: new URL('xinsheng-web_bg.wasm', here) });
   return wasmReady;
+}
+
+let dictionaryReady;
+/** jieba's dictionary, fetched once and only for word models. */
+function loadDictionary() {
+  dictionaryReady ??= (async () => {
+    const url = new URL('jieba-dict.txt', here).href;
+    let response;
+    try {
+      response = await fetch(url);
+    } catch (e) {
+      throw new Error(`cannot reach the word dictionary at ${url}: ${messageOf(e)}`);
+    }
+    if (!response.ok) throw new Error(`cannot load the word dictionary at ${url}: HTTP ${response.status}`);
+    loadWordDictionary(new Uint8Array(await response.arrayBuffer()));
+  })();
+  dictionaryReady.catch(() => (dictionaryReady = undefined)); // let a later load retry
+  return dictionaryReady;
 }
 
 let webgpuReady;
@@ -113,6 +131,7 @@ export class Classifier {
     const name = bytes ? 'model bytes' : modelUrl;
     const data = bytes ?? (await fetchModel(modelUrl));
     const engine = Engine.load(name, data, choice.backend);
+    if (engine.needsWordDictionary) await loadDictionary();
     return new Classifier(engine, { name, bytes: data }, choice.reason);
   }
 
@@ -208,7 +227,9 @@ export class Classifier {
       const shipped = this.#shipped;
       const bytes = shipped.bytes ?? (await fetchModel(shipped.url));
       this.#shipped = { name: shipped.name, bytes };
-      this.#engine = Engine.load(shipped.name, bytes, this.#engine.backend);
+      const previous = this.#engine;
+      this.#engine = Engine.load(shipped.name, bytes, previous.backend);
+      previous.free(); // the wasm-side model is not garbage-collected
     });
   }
 }

@@ -3,8 +3,11 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { launch, startServer, openPage, nativePredict, writeTemp, assertSamePredictions } from './harness.mjs';
+import { readFileSync, mkdtempSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT, launch, startServer, openPage, nativePredict, writeTemp, assertSamePredictions } from './harness.mjs';
 
 // Odd inputs included on purpose: empty, whitespace, emoji, English, traditional, very long.
 const TEXTS = [
@@ -127,6 +130,38 @@ test('CPU: fine-tuning adds 中立 and learns it; exported bytes load in the bro
   }
 });
 
+test('CPU: a word (jieba) model fetches the dictionary on demand and matches native predict', async () => {
+  // A tiny word model trained natively for this test.
+  const out = mkdtempSync(join(tmpdir(), 'xinsheng-word-'));
+  execFileSync(process.env.XINSHENG_BIN, [
+    'train', '--data', join(ROOT, 'tests/fixtures/tiny.csv'), '--tokenizer', 'word',
+    '--epochs', '2', '--hidden', '16', '--embed-dim', '16', '--min-freq', '1', '--precision', 'f32', '--out', out,
+  ]);
+  const model = join(out, 'model.bpk');
+  const texts = ['这本书非常好看，物流也很快', '太差了', '', '😀'];
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page, errors } = await openPage(browser, apiPage());
+    const result = await page.evaluate(
+      async ({ bytes, texts }) => {
+        const { Classifier } = await import('/xinsheng.js');
+        const clf = await Classifier.load({ bytes: new Uint8Array(bytes), backend: 'cpu' });
+        return { predictions: await clf.classify(texts), explained: await clf.explain(texts[0]) };
+      },
+      { bytes: Array.from(readFileSync(model)), texts },
+    );
+    assertSamePredictions(assert, result.predictions, nativePredict(texts, model));
+    // Same jieba tokens and the same occlusion weights as `xinsheng predict --explain`.
+    const [native] = nativePredict([texts[0]], model, ['--explain']);
+    assert.deepEqual(result.explained.map((t) => t.token), native.tokens.map((t) => t.token));
+    assert.ok(native.tokens.some((t) => t.token === '非常'), 'jieba words, not characters');
+    result.explained.forEach((t, i) => assert.ok(Math.abs(t.weight - native.tokens[i].weight) <= 1e-4, t.token));
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
 test('CPU: unreachable, corrupt or foreign model URLs give clear errors', async () => {
   const browser = await launch({ webgpu: false });
   try {
@@ -159,9 +194,7 @@ test('CPU: unreachable, corrupt or foreign model URLs give clear errors', async 
   }
 });
 
-test('the built wasm and model stay within the size budget', () => {
-  const wasm = readFileSync(new URL('../../dist/xinsheng-web_bg.wasm', import.meta.url));
-  const model = readFileSync(new URL('../../dist/models/default/model.bpk', import.meta.url));
+test('the shipped model stays within the 2 MB budget', () => {
+  const model = readFileSync(join(ROOT, 'dist/models/default/model.bpk'));
   assert.ok(model.length <= 2 * 1024 * 1024, `model ${model.length} bytes`);
-  assert.ok(wasm.length > 0);
 });

@@ -64,11 +64,11 @@ function binary() {
 }
 
 /** `xinsheng predict` on `texts` (one per line, so none may contain a newline). */
-export function nativePredict(texts, model = join(ROOT, 'models/default')) {
+export function nativePredict(texts, model = join(ROOT, 'models/default'), extra = []) {
   const dir = mkdtempSync(join(tmpdir(), 'xinsheng-'));
   const input = join(dir, 'input.txt');
   writeFileSync(input, texts.join('\n') + '\n');
-  const out = execFileSync(binary(), ['predict', '--model', model, '--input', input], {
+  const out = execFileSync(binary(), ['predict', '--model', model, '--input', input, ...extra], {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
   });

@@ -42,9 +42,28 @@ pub struct Tokenizer {
     pub max_len: usize,
 }
 
+static JIEBA: OnceLock<jieba_rs::Jieba> = OnceLock::new();
+
+/// Loads jieba's dictionary (the text format of jieba's `dict.txt`). Builds without the
+/// `embedded-dictionary` feature — the browser's, where the dictionary would double the
+/// download for the default character model — call this before using a word tokenizer.
+pub fn load_word_dictionary(text: &[u8]) -> Result<(), String> {
+    let jieba = jieba_rs::Jieba::with_dict(&mut std::io::BufReader::new(text))
+        .map_err(|e| format!("not a jieba dictionary: {e}"))?;
+    let _ = JIEBA.set(jieba); // a second load keeps the first: both came from the same file
+    Ok(())
+}
+
+/// Whether word tokenizers can run (the dictionary is embedded or has been loaded).
+pub fn word_dictionary_available() -> bool {
+    cfg!(feature = "embedded-dictionary") || JIEBA.get().is_some()
+}
+
 fn jieba() -> &'static jieba_rs::Jieba {
-    static JIEBA: OnceLock<jieba_rs::Jieba> = OnceLock::new();
-    JIEBA.get_or_init(jieba_rs::Jieba::new)
+    #[cfg(feature = "embedded-dictionary")]
+    return JIEBA.get_or_init(jieba_rs::Jieba::new);
+    #[cfg(not(feature = "embedded-dictionary"))]
+    JIEBA.get().expect("word tokenizer used before load_word_dictionary; bundle loading checks this")
 }
 
 /// Full-width ASCII → half-width, ideographic space → space, ASCII lower-case.

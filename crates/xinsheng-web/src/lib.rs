@@ -14,7 +14,7 @@ use wasm_bindgen_futures::JsFuture;
 use xinsheng_core::classifier::{TokenWeight, inference_batches, scatter_rows};
 use xinsheng_core::rng::SplitMix64;
 use xinsheng_core::train::{Encoded, Freeze, Trainer, batches, with_labels_of};
-use xinsheng_core::{Bundle, Classifier, Example, Precision, Prediction, SentimentModel};
+use xinsheng_core::{Bundle, Classifier, Example, Precision, Prediction, SentimentModel, TokenizerKind};
 
 thread_local! {
     /// The page's WebGPU device. burn registers one runtime per page: a second
@@ -39,6 +39,13 @@ pub async fn init_webgpu() -> Result<(), JsError> {
         .map_err(|e| JsError::new(&format!("WebGPU initialisation failed: {e}")))?;
     WEBGPU.with(|d| *d.borrow_mut() = Some(device));
     Ok(())
+}
+
+/// Loads jieba's dictionary (`jieba-dict.txt`, fetched by xinsheng.js when a word model
+/// needs it; character models never do).
+#[wasm_bindgen(js_name = loadWordDictionary)]
+pub fn load_word_dictionary(text: &[u8]) -> Result<(), JsError> {
+    xinsheng_core::tokenizer::load_word_dictionary(text).map_err(|e| JsError::new(&e))
 }
 
 fn device_for(backend: &str) -> Result<Device, JsError> {
@@ -134,6 +141,20 @@ impl Engine {
         self.backend.clone()
     }
 
+    /// True for a word model while jieba's dictionary is not loaded yet.
+    #[wasm_bindgen(getter, js_name = needsWordDictionary)]
+    pub fn needs_word_dictionary(&self) -> bool {
+        self.classifier.bundle.manifest.tokenizer.kind == TokenizerKind::Word
+            && !xinsheng_core::tokenizer::word_dictionary_available()
+    }
+
+    fn check_tokenizer(&self) -> Result<(), JsError> {
+        if self.needs_word_dictionary() {
+            return Err(JsError::new("this model splits words with jieba: call loadWordDictionary first"));
+        }
+        Ok(())
+    }
+
     #[wasm_bindgen(getter)]
     pub fn labels(&self) -> Vec<String> {
         self.classifier.labels().to_vec()
@@ -162,6 +183,7 @@ impl Engine {
 
     /// `[{label, score, probs}]` for each text, in order.
     pub async fn classify(&self, texts: Vec<String>) -> Result<JsValue, JsError> {
+        self.check_tokenizer()?;
         let encoded: Vec<Vec<usize>> = texts.iter().map(|t| self.classifier.encode(t)).collect();
         let probs = self.probabilities(&encoded).await?;
         let predictions: Vec<Prediction> = probs.iter().map(|p| self.classifier.prediction(p)).collect();
@@ -170,6 +192,7 @@ impl Engine {
 
     /// `{prediction, tokens: [{token, weight}]}`: occlusion importance of each token.
     pub async fn explain(&self, text: String) -> Result<JsValue, JsError> {
+        self.check_tokenizer()?;
         let occlusion = self.classifier.occlusion(&text);
         let probs = self.probabilities(&occlusion.variants).await?;
         let (prediction, tokens) = occlusion.weigh(&self.classifier, &probs);
@@ -185,6 +208,7 @@ impl Engine {
         options: JsValue,
         on_progress: Option<js_sys::Function>,
     ) -> Result<JsValue, JsError> {
+        self.check_tokenizer()?;
         let examples: Vec<Example> = serde_wasm_bindgen::from_value(examples)
             .map_err(|e| JsError::new(&format!("examples must be [{{text, label}}]: {e}")))?;
         let options: FineTuneOptions = if options.is_undefined() || options.is_null() {
