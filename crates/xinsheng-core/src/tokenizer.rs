@@ -63,7 +63,7 @@ fn jieba() -> &'static jieba_rs::Jieba {
     #[cfg(feature = "embedded-dictionary")]
     return JIEBA.get_or_init(jieba_rs::Jieba::new);
     #[cfg(not(feature = "embedded-dictionary"))]
-    JIEBA.get().expect("word tokenizer used before load_word_dictionary; bundle loading checks this")
+    JIEBA.get().expect("word tokenizer used before load_word_dictionary; the browser engine checks this first")
 }
 
 /// Full-width ASCII → half-width, ideographic space → space, ASCII lower-case.
