@@ -657,6 +657,7 @@ function wire() {
 
 async function start() {
   wire();
+  drawChart([]);
   setBusy(true);
   try {
     state.corrections = (await load('corrections')) ?? [];

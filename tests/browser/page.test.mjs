@@ -38,13 +38,14 @@ async function fineTune(page) {
 }
 
 // Reviews the shipped model calls positive; the user says they are negative.
-const WRONG = ['酒店位置还可以，就是早餐一般', '书的内容还可以吧，印刷一般', '价格便宜，但是做工一般'];
+const WRONG = ['酒店位置还可以，就是早餐一般', '价格便宜，但是做工一般', '外观漂亮，可惜电池不耐用'];
 
 test('correct three labels, fine-tune, reload, reset', async () => {
   const { page, context, errors } = await openPage(browser, demo());
   await ready(page);
   assert.match(await page.textContent('#backend'), /CPU/);
   const shipped = nativePredict(WRONG).map((p) => p.label);
+  assert.deepEqual(shipped, ['positive', 'positive', 'positive'], 'the corrections must change labels');
   assert.deepEqual(await classify(page, WRONG), shipped);
 
   // One correction by click, two by keyboard (row focus, then the label's number).
