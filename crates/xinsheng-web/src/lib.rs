@@ -37,6 +37,7 @@ pub async fn init_webgpu() -> Result<(), JsError> {
         .init_async()
         .await
         .map_err(|e| JsError::new(&format!("WebGPU initialisation failed: {e}")))?;
+    web_sys::console::info_1(&"xinsheng: WebGPU initialised; models on this page share the device".into());
     WEBGPU.with(|d| *d.borrow_mut() = Some(device));
     Ok(())
 }
