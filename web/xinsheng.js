@@ -129,7 +129,7 @@ export class Classifier {
     await loadWasm();
     const choice = await pickBackend(backend);
     const name = bytes ? 'model bytes' : modelUrl;
-    const data = bytes ?? (await fetchModel(modelUrl));
+    const data = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : (bytes ?? (await fetchModel(modelUrl)));
     const engine = Engine.load(name, data, choice.backend);
     if (engine.needsWordDictionary) await loadDictionary();
     return new Classifier(engine, { name, bytes: data }, choice.reason);
@@ -198,12 +198,9 @@ export class Classifier {
    */
   fineTune(examples, { epochs, lr, batchSize, seed, freeze, onProgress } = {}) {
     if (!Array.isArray(examples)) return Promise.reject(new TypeError('fineTune expects [{text, label}]'));
-    const clean = examples.map((e, i) => {
-      if (!e || typeof e.label !== 'string' || e.label.trim() === '') {
-        throw new Error(`example ${i + 1} needs a label`);
-      }
-      return { text: String(e.text ?? ''), label: e.label };
-    });
+    const unlabelled = examples.findIndex((e) => !e || typeof e.label !== 'string' || e.label.trim() === '');
+    if (unlabelled >= 0) return Promise.reject(new Error(`example ${unlabelled + 1} needs a label`));
+    const clean = examples.map((e) => ({ text: String(e.text ?? ''), label: e.label }));
     const options = Object.fromEntries(
       Object.entries({ epochs, lr, batchSize, seed, freeze }).filter(([, v]) => v !== undefined),
     );

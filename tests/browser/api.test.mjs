@@ -103,17 +103,16 @@ test('CPU: fine-tuning adds 中立 and learns it; exported bytes load in the bro
       await clf.fineTune(examples, { epochs: 15, onProgress: (p) => reports.push(p) });
       const tuned = await clf.classify(neutral);
       const bytes = await clf.exportModel();
-      const reloaded = await Classifier.load({ bytes, backend: 'cpu' });
+      const reloaded = await Classifier.load({ bytes: bytes.buffer, backend: 'cpu' }); // ArrayBuffer works too
       const fromBytes = await reloaded.classify(neutral);
       await clf.reset();
       const afterReset = await clf.classify(neutral);
-      let noExamples;
-      try {
-        await clf.fineTune([]);
-      } catch (e) {
-        noExamples = e.message;
-      }
-      return { labels: reloaded.labels, tuned, fromBytes, reports, bytes: Array.from(bytes), afterReset, noExamples, resetLabels: clf.labels };
+      const noExamples = await clf.fineTune([]).catch((e) => e.message);
+      const noLabel = await clf.fineTune([{ text: '好' }]).catch((e) => e.message);
+      return {
+        labels: reloaded.labels, tuned, fromBytes, reports, bytes: Array.from(bytes), afterReset, noExamples, noLabel,
+        resetLabels: clf.labels,
+      };
     }, neutral);
     assert.deepEqual(result.labels, ['negative', 'positive', '中立']);
     assert.deepEqual(result.tuned.map((p) => p.label), ['中立', '中立', '中立']);
@@ -124,6 +123,7 @@ test('CPU: fine-tuning adds 中立 and learns it; exported bytes load in the bro
     assert.deepEqual(result.resetLabels, ['negative', 'positive']);
     assertSamePredictions(assert, result.afterReset, nativePredict(neutral));
     assert.match(result.noExamples, /at least one labelled example/);
+    assert.match(result.noLabel, /example 1 needs a label/);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
