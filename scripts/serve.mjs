@@ -23,7 +23,7 @@ const mounts = [
   ['/', resolve(root, option('dist', 'dist'))],
 ];
 
-export const CSP =
+const CSP =
   "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; " +
   "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'";
 

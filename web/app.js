@@ -135,15 +135,18 @@ async function classifyTexts(texts) {
   }
   setBusy(true);
   try {
-    const predictions = await state.clf.classify(texts);
-    state.rows = texts.map((text, i) => ({ text, prediction: predictions[i], tokens: null }));
-    renderResults();
-    explainRows();
+    showRows(texts, await state.clf.classify(texts));
   } catch (e) {
     showStatus(`Classification failed: ${errorText(e)}`);
   } finally {
     setBusy(false);
   }
+}
+
+function showRows(texts, predictions) {
+  state.rows = texts.map((text, i) => ({ text, prediction: predictions[i], tokens: null }));
+  renderResults();
+  explainRows();
 }
 
 // Highlights arrive row by row after the table is shown.
@@ -328,21 +331,27 @@ function parseLabelled(name, text) {
     return out;
   }
   if (ext === 'tsv' || ext === 'csv') {
-    const sep = ext === 'tsv' ? '\t' : ',';
-    const header = lines[0]?.split(sep).map((h) => h.trim().toLowerCase()) ?? [];
+    const { header, rows } = parseTable(text, ext);
     const [li, ti] = [header.indexOf('label'), header.indexOf('text')];
     if (li < 0 || ti < 0) throw new Error(`${name}:1: the header needs 'label' and 'text' columns`);
-    lines.slice(1).forEach((line, i) => {
-      if (!line.trim()) return;
-      const cells = ext === 'tsv' ? line.split('\t') : parseCsvLine(line);
+    for (const { line, cells } of rows) {
       const label = cells[li]?.trim();
       const text = cells[ti];
-      if (!label || text === undefined) throw new Error(`${name}:${i + 2}: missing label or text`);
+      if (!label || text === undefined) throw new Error(`${name}:${line}: missing label or text`);
       out.push({ label, text });
-    });
+    }
     return out;
   }
   throw new Error(`${name}: unknown file format; use .jsonl, .tsv or .csv with 'label' and 'text'`);
+}
+
+/** The lower-cased header and the non-blank rows (with their line numbers) of a .tsv or .csv file. */
+function parseTable(text, ext) {
+  const split = (line) => (ext === 'tsv' ? line.split('\t') : parseCsvLine(line));
+  const [first = '', ...lines] = text.split(/\r?\n/);
+  const header = split(first).map((h) => h.trim().toLowerCase());
+  const rows = lines.flatMap((line, i) => (line.trim() ? [{ line: i + 2, cells: split(line) }] : []));
+  return { header, rows };
 }
 
 function parseCsvLine(line) {
@@ -391,16 +400,10 @@ async function openReviews(file) {
     if (ext === 'txt') reviews = parseLines(text);
     else if (['tsv', 'csv', 'jsonl', 'ndjson'].includes(ext)) {
       if (ext === 'tsv' || ext === 'csv') {
-        const header = text.split(/\r?\n/, 1)[0].split(ext === 'tsv' ? '\t' : ',').map((h) => h.trim().toLowerCase());
-        if (!header.includes('text')) {
-          throw new Error(`${file.name}:1: the header needs a 'text' column`);
-        }
+        const { header, rows } = parseTable(text, ext);
         const ti = header.indexOf('text');
-        reviews = text
-          .split(/\r?\n/)
-          .slice(1)
-          .filter((l) => l.trim())
-          .map((l) => (ext === 'tsv' ? l.split('\t') : parseCsvLine(l))[ti] ?? '');
+        if (ti < 0) throw new Error(`${file.name}:1: the header needs a 'text' column`);
+        reviews = rows.map(({ cells }) => cells[ti] ?? '');
       } else {
         reviews = parseLabelled(file.name, text).map((e) => e.text);
       }
@@ -423,11 +426,10 @@ async function heldoutSample() {
 }
 
 async function accuracy(examples) {
-  const known = examples.filter((e) => state.clf.labels.includes(e.label));
   if (examples.length === 0) return null;
   const predictions = await state.clf.classify(examples.map((e) => e.text));
   const right = predictions.filter((p, i) => p.label === examples[i].label).length;
-  return { right, total: examples.length, unknown: examples.length - known.length };
+  return { right, total: examples.length };
 }
 
 const fmt = (a) => (a === null ? '—' : `${((a.right / a.total) * 100).toFixed(1)}% (${a.right}/${a.total})`);
@@ -586,10 +588,7 @@ async function undoModel() {
 async function reclassify() {
   if (state.rows.length) {
     const texts = state.rows.map((r) => r.text);
-    const predictions = await state.clf.classify(texts);
-    state.rows = texts.map((text, i) => ({ text, prediction: predictions[i], tokens: null }));
-    renderResults();
-    explainRows();
+    showRows(texts, await state.clf.classify(texts));
   }
 }
 

@@ -186,11 +186,6 @@ export class Classifier {
     return result.tokens;
   }
 
-  /** `{prediction, tokens}`: the prediction and the token weights from one call. */
-  explainWithPrediction(text) {
-    return this.#serial(() => this.#engine.explain(String(text ?? '')));
-  }
-
   /**
    * Trains on `examples = [{text, label}]` on this classifier's backend. A label the model
    * does not know adds a class. `onProgress({epoch, epochs, step, steps, loss, accuracy})`

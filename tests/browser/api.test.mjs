@@ -7,7 +7,7 @@ import { readFileSync, mkdtempSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, launch, startServer, openPage, nativePredict, writeTemp, assertSamePredictions } from './harness.mjs';
+import { ROOT, inBrowser, startServer, nativePredict, writeTemp, assertSamePredictions } from './harness.mjs';
 
 // Odd inputs included on purpose: empty, whitespace, emoji, English, traditional, very long.
 const TEXTS = [
@@ -31,9 +31,7 @@ after(() => server?.close());
 const apiPage = () => `${server.url}widget-test/api.html`;
 
 test('CPU: without WebGPU, auto falls back to the CPU and says why; classify equals native predict', async () => {
-  const browser = await launch({ webgpu: false });
-  try {
-    const { page, errors } = await openPage(browser, apiPage());
+  await inBrowser({ webgpu: false }, apiPage(), async ({ page, errors }) => {
     const result = await page.evaluate(async (texts) => {
       const { Classifier } = await import('/xinsheng.js');
       const clf = await Classifier.load({ backend: 'auto' });
@@ -44,15 +42,11 @@ test('CPU: without WebGPU, auto falls back to the CPU and says why; classify equ
     assert.deepEqual(result.labels, ['negative', 'positive']);
     assertSamePredictions(assert, result.predictions, nativePredict(TEXTS));
     assert.deepEqual(errors, []);
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('WebGPU: auto picks WebGPU; classify equals native predict; explain; fine-tune and export on WebGPU', async () => {
-  const browser = await launch({ webgpu: true });
-  try {
-    const { page, errors } = await openPage(browser, apiPage());
+  await inBrowser({ webgpu: true }, apiPage(), async ({ page, errors }) => {
     // SwiftShader runs every dispatch on the CPU: keep this small.
     const texts = TEXTS.slice(0, 3);
     const result = await page.evaluate(async (texts) => {
@@ -81,15 +75,11 @@ test('WebGPU: auto picks WebGPU; classify equals native predict; explain; fine-t
     const native = nativePredict(['一般般'], model);
     assert.deepEqual(Object.keys(native[0].probs).sort(), ['negative', 'positive', '中立'].sort());
     assert.deepEqual(errors, []);
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('CPU: fine-tuning adds 中立 and learns it; exported bytes load in the browser and natively alike', async () => {
-  const browser = await launch({ webgpu: false });
-  try {
-    const { page, errors } = await openPage(browser, apiPage());
+  await inBrowser({ webgpu: false }, apiPage(), async ({ page, errors }) => {
     const neutral = ['还行吧，一般般', '中规中矩，没什么特别的', '普普通通，不好不坏'];
     const result = await page.evaluate(async (neutral) => {
       const { Classifier } = await import('/xinsheng.js');
@@ -125,9 +115,7 @@ test('CPU: fine-tuning adds 中立 and learns it; exported bytes load in the bro
     assert.match(result.noExamples, /at least one labelled example/);
     assert.match(result.noLabel, /example 1 needs a label/);
     assert.deepEqual(errors, []);
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('CPU: a word (jieba) model fetches the dictionary on demand and matches native predict', async () => {
@@ -139,9 +127,7 @@ test('CPU: a word (jieba) model fetches the dictionary on demand and matches nat
   ]);
   const model = join(out, 'model.bpk');
   const texts = ['这本书非常好看，物流也很快', '太差了', '', '😀'];
-  const browser = await launch({ webgpu: false });
-  try {
-    const { page, errors } = await openPage(browser, apiPage());
+  await inBrowser({ webgpu: false }, apiPage(), async ({ page, errors }) => {
     const result = await page.evaluate(
       async ({ bytes, texts }) => {
         const { Classifier } = await import('/xinsheng.js');
@@ -157,15 +143,11 @@ test('CPU: a word (jieba) model fetches the dictionary on demand and matches nat
     assert.ok(native.tokens.some((t) => t.token === '非常'), 'jieba words, not characters');
     result.explained.forEach((t, i) => assert.ok(Math.abs(t.weight - native.tokens[i].weight) <= 1e-4, t.token));
     assert.deepEqual(errors, []);
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('CPU: unreachable, corrupt or foreign model URLs give clear errors', async () => {
-  const browser = await launch({ webgpu: false });
-  try {
-    const { page } = await openPage(browser, apiPage());
+  await inBrowser({ webgpu: false }, apiPage(), async ({ page }) => {
     const messages = await page.evaluate(async () => {
       const { Classifier } = await import('/xinsheng.js');
       const attempt = async (options) => {
@@ -189,9 +171,7 @@ test('CPU: unreachable, corrupt or foreign model URLs give clear errors', async 
     assert.match(messages.notAModel, /page\.css.*(burnpack|corrupt)/);
     assert.match(messages.truncated, /model bytes/);
     assert.match(messages.badBackend, /unknown backend 'tpu'/);
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('the shipped model stays within the 2 MB budget', () => {

@@ -57,6 +57,16 @@ export async function openPage(browser, url) {
   return { page, context, errors };
 }
 
+/** Runs `test({ page, context, errors })` on `url` in a fresh Chromium, closed afterwards. */
+export async function inBrowser({ webgpu }, url, test) {
+  const browser = await launch({ webgpu });
+  try {
+    return await test(await openPage(browser, url));
+  } finally {
+    await browser.close();
+  }
+}
+
 function binary() {
   const bin = process.env.XINSHENG_BIN;
   if (!bin || !existsSync(bin)) throw new Error('set XINSHENG_BIN to the built `xinsheng` binary (scripts/test does)');
