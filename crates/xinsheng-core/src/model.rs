@@ -1,9 +1,12 @@
 //! Embedding → stacked (bi)directional RNN / LSTM / GRU → mean+max pooling → linear head.
 //!
-//! Sequences are time-major lists of `[batch, features]` tensors. Slicing one `[batch, time, _]`
-//! tensor per step would make autodiff allocate a full-size gradient for every step (quadratic in
-//! the length); a list keeps each step's gradient its own size. Padded steps are masked so that
-//! they leave the recurrent state unchanged: a review gives the same output alone or in a batch.
+//! Where the device supports it ([`recurrence::fused_on`]) each layer-direction is one fused
+//! operation over the whole `[time, batch, _]` sequence: the input projection of every step in
+//! one matmul, then [`recurrence::recurrence`]. Elsewhere the step-by-step reference cell runs
+//! over time-major lists of `[batch, features]` tensors (slicing one `[batch, time, _]` tensor
+//! per step would make autodiff allocate a full-size gradient for every step, quadratic in the
+//! length). Both mask padded steps so that they leave the recurrent state unchanged: a review
+//! gives the same output alone or in a batch.
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
@@ -13,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use std::sync::Arc;
 
+use crate::recurrence::{self, recurrence};
 use crate::vocab::{Bigrams, PAD_ID};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,7 +30,7 @@ pub enum Arch {
 
 impl Arch {
     /// Gate blocks per step: the input and hidden projections are `gates * hidden` wide.
-    fn gates(self) -> usize {
+    pub(crate) fn gates(self) -> usize {
         match self {
             Arch::Rnn => 1,
             Arch::Lstm => 4,
@@ -130,6 +134,7 @@ impl ModelConfig {
             head: LinearConfig::new(2 * width + self.bigram_dim(), self.num_classes).init(device),
             arch: self.arch,
             bigrams: None,
+            recurrence: Recurrence::Fused,
         }
     }
 }
@@ -155,9 +160,20 @@ impl Cell {
         self.hidden.weight.dims()[0]
     }
 
-    /// Runs over `inputs` (reversed when `reverse`), returning one output per step in the
-    /// original order.
-    fn run(&self, arch: Arch, inputs: &[Tensor<2>], masks: &[Tensor<2>], reverse: bool) -> Vec<Tensor<2>> {
+    /// The fused recurrence over `inputs` `[time, batch, features]` (reversed when `reverse`):
+    /// `[time, batch, hidden]`.
+    fn run_fused(&self, arch: Arch, inputs: Tensor<3>, mask: Tensor<3>, reverse: bool) -> Tensor<3> {
+        let projected = self.input.forward(inputs);
+        let bias = match &self.hidden.bias {
+            Some(bias) => bias.val(),
+            None => Tensor::zeros([self.hidden.weight.dims()[1]], &projected.device()),
+        };
+        recurrence(arch, reverse, projected, self.hidden.weight.val(), bias, mask)
+    }
+
+    /// The reference recurrence, step by step: runs over `inputs` (reversed when `reverse`),
+    /// returning one output per step in the original order.
+    fn run_reference(&self, arch: Arch, inputs: &[Tensor<2>], masks: &[Tensor<2>], reverse: bool) -> Vec<Tensor<2>> {
         let [batch, _] = inputs[0].dims();
         let d_hidden = self.hidden_size();
         let device = inputs[0].device();
@@ -207,26 +223,33 @@ pub struct RecurrentLayer {
 }
 
 impl RecurrentLayer {
-    /// Outputs of the forward cell and, if any, of the backward cell, kept apart.
-    fn run_split(
+    /// Fused: the outputs of the forward cell and, if any, of the backward cell, kept apart.
+    fn run_fused_split(&self, arch: Arch, inputs: Tensor<3>, mask: &Tensor<3>) -> (Tensor<3>, Option<Tensor<3>>) {
+        let backward = self.backward.as_ref().map(|cell| cell.run_fused(arch, inputs.clone(), mask.clone(), true));
+        (self.forward.run_fused(arch, inputs, mask.clone(), false), backward)
+    }
+
+    /// Reference: the outputs of the forward cell and, if any, of the backward cell, kept apart.
+    fn run_reference_split(
         &self,
         arch: Arch,
         inputs: &[Tensor<2>],
         masks: &[Tensor<2>],
     ) -> (Vec<Tensor<2>>, Option<Vec<Tensor<2>>>) {
-        let forward = self.forward.run(arch, inputs, masks, false);
-        let backward = self.backward.as_ref().map(|cell| cell.run(arch, inputs, masks, true));
+        let forward = self.forward.run_reference(arch, inputs, masks, false);
+        let backward = self.backward.as_ref().map(|cell| cell.run_reference(arch, inputs, masks, true));
         (forward, backward)
     }
+}
 
-    fn run(&self, arch: Arch, inputs: &[Tensor<2>], masks: &[Tensor<2>]) -> Vec<Tensor<2>> {
-        match self.run_split(arch, inputs, masks) {
-            (forward, None) => forward,
-            (forward, Some(backward)) => {
-                forward.into_iter().zip(backward).map(|(f, b)| Tensor::cat(vec![f, b], 1)).collect()
-            }
-        }
-    }
+/// How the recurrent layers run: the fused operation (the default; it falls back to the
+/// reference where the device lacks it) or the step-by-step reference, kept for tests and
+/// benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Recurrence {
+    #[default]
+    Fused,
+    Reference,
 }
 
 #[derive(Module, Debug)]
@@ -240,15 +263,16 @@ pub struct SentimentModel {
     arch: Arch,
     #[module(skip)]
     bigrams: Option<Arc<Bigrams>>,
+    #[module(skip)]
+    recurrence: Recurrence,
 }
 
-/// What the encoder produces for a batch: per-step masks, the last layer's outputs per
-/// direction, and the bigram embeddings (pooled separately).
+/// What the encoder produces for a batch, all `[time, batch, _]`: the last layer's outputs per
+/// direction and the bigram embeddings (pooled separately).
 struct Encoding {
-    masks: Vec<Tensor<2>>,
-    forward: Vec<Tensor<2>>,
-    backward: Option<Vec<Tensor<2>>>,
-    bigrams: Option<Vec<Tensor<2>>>,
+    forward: Tensor<3>,
+    backward: Option<Tensor<3>>,
+    bigrams: Option<Tensor<3>>,
 }
 
 /// Token ids of several texts, padded into one time-major batch.
@@ -306,6 +330,12 @@ impl SentimentModel {
         self.layers.last().expect("at least one layer").forward.hidden_size()
     }
 
+    /// Chooses how the recurrent layers run (the outputs agree within rounding).
+    pub fn with_recurrence(mut self, recurrence: Recurrence) -> Self {
+        self.recurrence = recurrence;
+        self
+    }
+
     /// Attaches the bigram table the bigram embedding was trained with.
     pub fn with_bigrams(mut self, bigrams: Option<Bigrams>) -> Self {
         self.bigrams = bigrams.map(Arc::new);
@@ -317,60 +347,73 @@ impl SentimentModel {
         Batch::new(sequences, self.bigrams.as_deref().filter(|_| self.bigram_embedding.is_some()), device)
     }
 
-    /// Per-step masks, embedded (dropped-out) inputs, and the bigram embeddings if any.
-    fn embed(&self, batch: &Batch) -> (Vec<Tensor<2>>, Vec<Tensor<2>>, Option<Vec<Tensor<2>>>) {
-        let [time, size] = batch.tokens.dims();
-        let masks = (0..time).map(|t| batch.mask.clone().slice([t..t + 1, 0..size, 0..1]).reshape([size, 1])).collect();
-        let lookup = |table: &Embedding, ids: &Tensor<2, Int>, t: usize| {
-            let [_, dim] = table.weight.dims();
-            table.forward(ids.clone().slice([t..t + 1, 0..size]).reshape([size, 1])).reshape([size, dim])
-        };
-        let tokens: Vec<Tensor<2>> = (0..time).map(|t| lookup(&self.embedding, &batch.tokens, t)).collect();
-        let bigrams: Option<Vec<Tensor<2>>> = match (&self.bigram_embedding, &batch.bigrams) {
-            (Some(table), Some(ids)) => Some((0..time).map(|t| lookup(table, ids, t)).collect()),
+    /// The embedded inputs `[time, batch, features]` (before dropout) and the bigram
+    /// embeddings if any.
+    fn embed(&self, batch: &Batch) -> (Tensor<3>, Option<Tensor<3>>) {
+        // An embedding maps `[rows, columns]` ids to `[rows, columns, dim]`: here time-major.
+        let tokens = self.embedding.forward(batch.tokens.clone());
+        match (&self.bigram_embedding, &batch.bigrams) {
+            (Some(table), Some(ids)) => {
+                let bigrams = table.forward(ids.clone());
+                (Tensor::cat(vec![tokens, bigrams.clone()], 2), Some(bigrams))
+            }
             (Some(_), None) => panic!(
                 "model with a bigram channel given a batch without bigrams; build batches with SentimentModel::batch"
             ),
-            _ => None,
-        };
-        let inputs = match &bigrams {
-            None => tokens.into_iter().map(|x| self.dropout.forward(x)).collect(),
-            Some(b) => tokens
-                .into_iter()
-                .zip(b)
-                .map(|(x, b)| self.dropout.forward(Tensor::cat(vec![x, b.clone()], 1)))
-                .collect(),
-        };
-        (masks, inputs, bigrams)
+            _ => (tokens, None),
+        }
     }
 
     /// Runs every layer but the last, then the last with its directions kept apart.
     fn encode(&self, batch: &Batch) -> Encoding {
-        let (masks, mut sequence, bigrams) = self.embed(batch);
+        let (inputs, bigrams) = self.embed(batch);
         let last = self.layers.len() - 1;
-        for layer in &self.layers[..last] {
-            sequence = layer.run(self.arch, &sequence, &masks);
-            sequence = sequence.into_iter().map(|x| self.dropout.forward(x)).collect();
-        }
-        let (forward, backward) = self.layers[last].run_split(self.arch, &sequence, &masks);
-        Encoding { masks, forward, backward, bigrams }
+        let (forward, backward) = if self.recurrence == Recurrence::Fused && recurrence::fused_on(&inputs.device()) {
+            let mut sequence = self.dropout.forward(inputs);
+            for layer in &self.layers[..last] {
+                let (forward, backward) = layer.run_fused_split(self.arch, sequence, &batch.mask);
+                let outputs = match backward {
+                    None => forward,
+                    Some(backward) => Tensor::cat(vec![forward, backward], 2),
+                };
+                sequence = self.dropout.forward(outputs);
+            }
+            self.layers[last].run_fused_split(self.arch, sequence, &batch.mask)
+        } else {
+            let steps = |x: Tensor<3>| -> Vec<Tensor<2>> {
+                let [time, size, dim] = x.dims();
+                (0..time).map(|t| x.clone().slice([t..t + 1, 0..size, 0..dim]).reshape([size, dim])).collect()
+            };
+            // Split before dropout and the recurrence: their gradients stay per step.
+            let masks = steps(batch.mask.clone());
+            let mut sequence: Vec<Tensor<2>> = steps(inputs).into_iter().map(|x| self.dropout.forward(x)).collect();
+            for layer in &self.layers[..last] {
+                let (forward, backward) = layer.run_reference_split(self.arch, &sequence, &masks);
+                sequence = match backward {
+                    None => forward,
+                    Some(backward) => {
+                        forward.into_iter().zip(backward).map(|(f, b)| Tensor::cat(vec![f, b], 1)).collect()
+                    }
+                };
+                sequence = sequence.into_iter().map(|x| self.dropout.forward(x)).collect();
+            }
+            let (forward, backward) = self.layers[last].run_reference_split(self.arch, &sequence, &masks);
+            (Tensor::stack(forward, 0), backward.map(|b| Tensor::stack(b, 0)))
+        };
+        Encoding { forward, backward, bigrams }
     }
 
     /// Class logits, `[batch, classes]`.
     pub fn forward(&self, batch: &Batch) -> Tensor<2> {
-        let Encoding { masks, forward, backward, bigrams } = self.encode(batch);
+        let Encoding { forward, backward, bigrams } = self.encode(batch);
         let sequence = match backward {
             None => forward,
-            Some(backward) => forward.into_iter().zip(backward).map(|(f, b)| Tensor::cat(vec![f, b], 1)).collect(),
+            Some(backward) => Tensor::cat(vec![forward, backward], 2),
         };
-        let mut pooled = pool(&sequence, &masks, batch.lengths.clone());
+        let mut pooled = pool(sequence, batch.mask.clone(), batch.lengths.clone());
         if let Some(bigrams) = bigrams {
-            let sum = bigrams
-                .into_iter()
-                .zip(&masks)
-                .map(|(b, m)| b * m.clone())
-                .reduce(|a, b| a + b)
-                .expect("at least one step");
+            let [_, size, dim] = bigrams.dims();
+            let sum = (bigrams * batch.mask.clone()).sum_dim(0).reshape([size, dim]);
             pooled = Tensor::cat(vec![pooled, sum / batch.lengths.clone()], 1);
         }
         self.head.forward(self.dropout.forward(pooled))
@@ -379,7 +422,8 @@ impl SentimentModel {
     /// Language-model states: the forward direction's output at step t has only seen tokens
     /// up to t (it predicts t + 1); the backward direction's has only seen tokens from t on
     /// (it predicts t - 1). Only leak-free when no bidirectional layer lies below the last one.
-    pub fn language_model_states(&self, batch: &Batch) -> (Vec<Tensor<2>>, Option<Vec<Tensor<2>>>) {
+    /// Both `[time, batch, hidden]`.
+    pub fn language_model_states(&self, batch: &Batch) -> (Tensor<3>, Option<Tensor<3>>) {
         let Encoding { forward, backward, .. } = self.encode(batch);
         (forward, backward)
     }
@@ -418,15 +462,12 @@ impl SentimentModel {
     }
 }
 
-/// Mean and max over the real steps of each sequence, concatenated: `[batch, 2 * width]`.
-fn pool(sequence: &[Tensor<2>], masks: &[Tensor<2>], lengths: Tensor<2>) -> Tensor<2> {
-    let mut sum = sequence[0].clone() * masks[0].clone();
+/// Mean and max over the real steps (`mask [time, batch, 1]`) of each sequence
+/// `[time, batch, width]`, concatenated: `[batch, 2 * width]`.
+fn pool(sequence: Tensor<3>, mask: Tensor<3>, lengths: Tensor<2>) -> Tensor<2> {
+    let [_, size, width] = sequence.dims();
+    let sum = (sequence.clone() * mask.clone()).sum_dim(0).reshape([size, width]);
     // Outputs lie in (-1, 1), so -10 on padded steps never wins the max.
-    let masked = |x: Tensor<2>, m: Tensor<2>| x * m.clone() + (m - 1.0) * 10.0;
-    let mut max = masked(sequence[0].clone(), masks[0].clone());
-    for (x, m) in sequence.iter().zip(masks).skip(1) {
-        sum = sum + x.clone() * m.clone();
-        max = max.max_pair(masked(x.clone(), m.clone()));
-    }
+    let max = (sequence * mask.clone() + (mask - 1.0) * 10.0).max_dim(0).reshape([size, width]);
     Tensor::cat(vec![sum / lengths, max], 1)
 }

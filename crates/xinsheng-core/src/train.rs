@@ -375,10 +375,14 @@ pub fn pretrain(
             let batch = lm.encoder.batch(&ids, &autodiff);
             let [time, _] = batch.tokens.dims();
             let (forward, backward) = lm.encoder.language_model_states(&batch);
-            let mut directions =
-                vec![(Tensor::cat(forward[..time - 1].to_vec(), 0), shifted_targets(&ids, time, 1, lm_vocab))];
+            // States of steps [from, from + time - 1) as rows, time-major like the targets.
+            let rows = |states: Tensor<3>, from: usize| {
+                let [_, size, dim] = states.dims();
+                states.slice([from..from + time - 1, 0..size, 0..dim]).reshape([(time - 1) * size, dim])
+            };
+            let mut directions = vec![(rows(forward, 0), shifted_targets(&ids, time, 1, lm_vocab))];
             if let Some(backward) = backward {
-                directions.push((Tensor::cat(backward[1..].to_vec(), 0), shifted_targets(&ids, time, -1, lm_vocab)));
+                directions.push((rows(backward, 1), shifted_targets(&ids, time, -1, lm_vocab)));
             }
             let count = directions.len() as f64;
             let loss = directions

@@ -1,12 +1,14 @@
 //! Behaviour of the shared model: it learns, it round-trips through a bundle, padding does not
-//! change answers, bad bundles are refused with a message, and fine-tuning can add a class.
+//! change answers, the fused recurrence matches the reference, bad bundles are refused with a
+//! message, and fine-tuning can add a class.
 
-use burn::tensor::Device;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Int, Tensor};
 use xinsheng_core::bundle::{Bundle, Manifest, Precision};
 use xinsheng_core::data::Example;
 use xinsheng_core::train::{Encoded, Freeze, TrainOptions, Trainer, finetune, fit};
 use xinsheng_core::vocab::Bigrams;
-use xinsheng_core::{Arch, Classifier, ModelConfig, Tokenizer, TokenizerKind, Vocab};
+use xinsheng_core::{Arch, Classifier, ModelConfig, Recurrence, SentimentModel, Tokenizer, TokenizerKind, Vocab};
 
 const POSITIVE: &[&str] = &["很好", "非常好", "质量好", "喜欢", "好用", "满意", "很满意", "推荐", "不错", "好评"];
 const NEGATIVE: &[&str] = &["很差", "太差了", "质量差", "失望", "难用", "不满意", "退货", "垃圾", "糟糕", "差评"];
@@ -119,7 +121,12 @@ fn fit_keeps_the_best_epoch_and_reports_progress() {
 
 #[test]
 fn padding_does_not_change_predictions() {
-    for bundle in [bundle(Arch::Lstm, true, 2), bundle_with_bigrams(Arch::Gru)] {
+    for bundle in [
+        bundle(Arch::Rnn, false, 1),
+        bundle(Arch::Lstm, true, 2),
+        bundle(Arch::Gru, true, 1),
+        bundle_with_bigrams(Arch::Gru),
+    ] {
         let classifier = Classifier::new(bundle, Device::flex());
         let together = classifier.probabilities(FIXED_TEXTS);
         let alone: Vec<Vec<f32>> = FIXED_TEXTS.iter().map(|t| classifier.probabilities(&[t]).remove(0)).collect();
@@ -128,6 +135,61 @@ fn padding_does_not_change_predictions() {
             "batched vs alone differ by {}",
             max_abs_diff(&together, &alone)
         );
+    }
+}
+
+/// Every parameter's gradient, flattened, in module order.
+fn gradients(model: &SentimentModel, grads: &burn::tensor::Gradients) -> Vec<Vec<f32>> {
+    struct Collect<'a>(&'a burn::tensor::Gradients, Vec<Vec<f32>>);
+    impl ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let grad = param.val().grad(self.0).map(|g| g.into_data().try_to_vec::<f32>().unwrap());
+            self.1.push(grad.unwrap_or_default());
+        }
+    }
+    let mut collect = Collect(grads, Vec::new());
+    model.visit(&mut collect);
+    collect.1
+}
+
+/// The fused recurrence against the step-by-step reference on a padded batch of mixed lengths:
+/// the same logits and the same gradient for every parameter, for every cell, uni- and
+/// bidirectional, one and two layers.
+#[test]
+fn fused_recurrence_matches_the_reference_cell() {
+    let device = Device::flex().autodiff();
+    for arch in [Arch::Rnn, Arch::Lstm, Arch::Gru] {
+        for (bidirectional, layers) in [(false, 1), (true, 2)] {
+            let Bundle { model, manifest } = bundle(arch, bidirectional, layers);
+            let model = model.to_device(&device).train();
+            let ids: Vec<Vec<usize>> = FIXED_TEXTS
+                .iter()
+                .map(|t| xinsheng_core::classifier::encode(&manifest.tokenizer, &manifest.vocab, t))
+                .collect();
+            let run = |recurrence: Recurrence| {
+                let model = model.clone().with_recurrence(recurrence);
+                let logits = model.forward(&model.batch(&ids, &device));
+                // A loss that weighs every logit differently, so no gradient cancels out.
+                let [rows, classes] = logits.dims();
+                let weights =
+                    Tensor::<1, Int>::arange(0..(rows * classes) as i64, &device).float().reshape([rows, classes]);
+                let grads = (logits.clone() * (weights + 1.0)).sum().backward();
+                (logits.into_data().try_to_vec::<f32>().unwrap(), gradients(&model, &grads))
+            };
+            let (fused_logits, fused_grads) = run(Recurrence::Fused);
+            let (reference_logits, reference_grads) = run(Recurrence::Reference);
+            let case = format!("{arch}, bidirectional {bidirectional}, {layers} layers");
+            let diff = fused_logits.iter().zip(&reference_logits).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(diff < 1e-4, "{case}: logits differ by {diff}");
+            assert_eq!(fused_grads.len(), reference_grads.len());
+            for (i, (fused, reference)) in fused_grads.iter().zip(&reference_grads).enumerate() {
+                assert_eq!(fused.len(), reference.len(), "{case}: parameter {i} has no gradient in one of them");
+                assert!(!fused.is_empty(), "{case}: parameter {i} got no gradient");
+                let diff = fused.iter().zip(reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(diff < 1e-4, "{case}: gradient of parameter {i} differs by {diff}");
+            }
+            assert!(fused_grads.iter().flatten().any(|g| g.abs() > 1e-3), "{case}: gradients are all ~0");
+        }
     }
 }
 
@@ -214,7 +276,7 @@ fn explain_points_at_the_words_that_carry_the_sentiment() {
     // "很" opens both "很好" and "很差"; "好" and "差" decide.
     for (text, label, decisive) in [("很好", "正面", "好"), ("很差", "负面", "差")] {
         let (prediction, weights) = trained.explain(text);
-        assert_eq!(prediction, trained.predict(&[text])[0]);
+        assert_same_prediction(&prediction, &trained.predict(&[text])[0]);
         assert_eq!(prediction.label, label);
         let tokens: Vec<&str> = weights.iter().map(|w| w.token.as_str()).collect();
         assert_eq!(tokens, ["很", decisive]);
@@ -222,5 +284,14 @@ fn explain_points_at_the_words_that_carry_the_sentiment() {
     }
     let (prediction, weights) = trained.explain("");
     assert!(weights.is_empty());
-    assert_eq!(prediction, trained.predict(&[""])[0]);
+    assert_same_prediction(&prediction, &trained.predict(&[""])[0]);
+}
+
+/// Same label, and probabilities equal up to rounding (a batch of one and a batch of several
+/// sum in different orders).
+fn assert_same_prediction(a: &xinsheng_core::Prediction, b: &xinsheng_core::Prediction) {
+    assert_eq!(a.label, b.label);
+    for (label, p) in &a.probs {
+        assert!((p - b.probs[label]).abs() < 1e-6, "{a:?} vs {b:?}");
+    }
 }

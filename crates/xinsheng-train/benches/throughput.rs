@@ -9,11 +9,11 @@
 use std::time::Instant;
 
 use burn::tensor::Device;
-use xinsheng_core::Classifier;
 use xinsheng_core::bundle::Bundle;
 use xinsheng_core::data::read_examples;
 use xinsheng_core::rng::SplitMix64;
 use xinsheng_core::train::{Encoded, Freeze, Trainer, batches};
+use xinsheng_core::{Classifier, Recurrence};
 
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
@@ -45,47 +45,55 @@ fn main() {
         mean_len
     );
     println!();
-    println!("| measure | value |");
-    println!("|---|---|");
 
-    let mut rates = Vec::new();
+    // Fused and reference recurrences side by side, interleaved so that both see the same
+    // machine load.
+    let mut figures = [Vec::new(), Vec::new()];
     for rep in 0..3 {
-        let mut trainer = Trainer::new(config.init(&device), 1e-3, Freeze::None);
-        let plan = batches(&train_set, 64, &mut SplitMix64::new(rep));
-        let start = Instant::now();
-        for indices in &plan {
-            let (loss, _) = trainer.step(&train_set, indices);
-            loss.into_scalar::<f32>();
+        for (slot, recurrence) in [Recurrence::Reference, Recurrence::Fused].into_iter().enumerate() {
+            let mut trainer = Trainer::new(config.init(&device).with_recurrence(recurrence), 1e-3, Freeze::None);
+            let plan = batches(&train_set, 64, &mut SplitMix64::new(rep));
+            let start = Instant::now();
+            for indices in &plan {
+                let (loss, _) = trainer.step(&train_set, indices);
+                loss.into_scalar::<f32>();
+            }
+            let train_rate = train_set.len() as f64 / start.elapsed().as_secs_f64();
+
+            let bundle = Bundle {
+                model: classifier.bundle.model.clone().with_recurrence(recurrence),
+                manifest: classifier.bundle.manifest.clone(),
+            };
+            let classifier = Classifier::new(bundle, device.clone());
+            let start = Instant::now();
+            classifier.probabilities(&texts);
+            let batched = texts.len() as f64 / start.elapsed().as_secs_f64();
+            let start = Instant::now();
+            for t in &texts[..200] {
+                classifier.probabilities(&[t]);
+            }
+            let single = 200.0 / start.elapsed().as_secs_f64();
+            figures[slot].push([train_rate, batched, single]);
         }
-        rates.push(train_set.len() as f64 / start.elapsed().as_secs_f64());
     }
-    let train_rate = median(rates);
-    println!("| training, batch 64 (samples/s) | {train_rate:.0} |");
-
-    let batched = median(
-        (0..3)
-            .map(|_| {
-                let start = Instant::now();
-                classifier.probabilities(&texts);
-                texts.len() as f64 / start.elapsed().as_secs_f64()
-            })
-            .collect(),
+    let [reference, fused] = figures.map(|runs| {
+        let column = |i: usize| median(runs.iter().map(|r: &[f64; 3]| r[i]).collect());
+        [column(0), column(1), column(2)]
+    });
+    println!("| measure | reference cell | fused recurrence | speed-up |");
+    println!("|---|---|---|---|");
+    let names = [
+        "training, batch 64 (samples/s)",
+        "inference, batches of 64 (reviews/s)",
+        "inference, one review at a time (reviews/s)",
+    ];
+    for (i, name) in names.into_iter().enumerate() {
+        println!("| {name} | {:.0} | {:.0} | {:.2}x |", reference[i], fused[i], fused[i] / reference[i]);
+    }
+    println!("| single-review latency (ms) | {:.1} | {:.1} | |", 1000.0 / reference[2], 1000.0 / fused[2]);
+    println!(
+        "| estimated epoch over data/train.tsv (s) | {:.0} | {:.0} | |",
+        13902.0 / reference[0],
+        13902.0 / fused[0]
     );
-    println!("| inference, batches of 64 (reviews/s) | {batched:.0} |");
-
-    let single = median(
-        (0..3)
-            .map(|_| {
-                let start = Instant::now();
-                for t in &texts[..200] {
-                    classifier.probabilities(&[t]);
-                }
-                200.0 / start.elapsed().as_secs_f64()
-            })
-            .collect(),
-    );
-    println!("| inference, one review at a time (reviews/s) | {single:.0} |");
-    println!("| single-review latency (ms) | {:.1} |", 1000.0 / single);
-    println!("| batching speed-up (batched / single) | {:.1}x |", batched / single);
-    println!("| estimated epoch over data/train.tsv (s) | {:.0} |", 13902.0 / train_rate);
 }
