@@ -160,9 +160,9 @@ impl Cell {
         self.hidden.weight.dims()[0]
     }
 
-    /// The fused recurrence over `inputs` `[time, batch, features]` (reversed when `reverse`):
-    /// `[time, batch, hidden]`.
-    fn run_fused(&self, arch: Arch, inputs: Tensor<3>, mask: Tensor<3>, reverse: bool) -> Tensor<3> {
+    /// The fused recurrence over packed `inputs` `[real steps, features]` (reversed when
+    /// `reverse`): `[time, batch, hidden]`.
+    fn run_fused(&self, arch: Arch, inputs: Tensor<2>, mask: Tensor<3>, reverse: bool) -> Tensor<3> {
         let projected = self.input.forward(inputs);
         let bias = match &self.hidden.bias {
             Some(bias) => bias.val(),
@@ -224,7 +224,7 @@ pub struct RecurrentLayer {
 
 impl RecurrentLayer {
     /// Fused: the outputs of the forward cell and, if any, of the backward cell, kept apart.
-    fn run_fused_split(&self, arch: Arch, inputs: Tensor<3>, mask: &Tensor<3>) -> (Tensor<3>, Option<Tensor<3>>) {
+    fn run_fused_split(&self, arch: Arch, inputs: Tensor<2>, mask: &Tensor<3>) -> (Tensor<3>, Option<Tensor<3>>) {
         let backward = self.backward.as_ref().map(|cell| cell.run_fused(arch, inputs.clone(), mask.clone(), true));
         (self.forward.run_fused(arch, inputs, mask.clone(), false), backward)
     }
@@ -284,6 +284,9 @@ pub struct Batch {
     pub mask: Tensor<3>,
     /// `[batch, 1]`: the number of real tokens (at least 1).
     pub lengths: Tensor<2>,
+    /// `[real tokens]`: the positions `t · batch + s` of the real tokens, time-major (the
+    /// packed rows of [`recurrence::recurrence`]).
+    pub packed: Tensor<1, Int>,
     /// `[time, batch]`: the bigram starting at each step, for models with a bigram channel.
     pub bigrams: Option<Tensor<2, Int>>,
 }
@@ -302,6 +305,7 @@ impl Batch {
             }
         }
         let lengths: Vec<f32> = sequences.iter().map(|s| s.len().max(1) as f32).collect();
+        let packed: Vec<i64> = recurrence::packed_rows(&mask).into_iter().map(|i| i as i64).collect();
         let bigrams = bigrams.map(|table| {
             let mut pair_ids = vec![PAD_ID as i64; time * batch];
             for (b, seq) in sequences.iter().enumerate() {
@@ -313,6 +317,7 @@ impl Batch {
         });
         Batch {
             bigrams,
+            packed: Tensor::from_data(TensorData::new(packed.clone(), [packed.len()]), device),
             tokens: Tensor::from_data(TensorData::new(ids, [time, batch]), device),
             mask: Tensor::from_data(TensorData::new(mask, [time, batch, 1]), device),
             lengths: Tensor::from_data(TensorData::new(lengths, [batch, 1]), device),
@@ -369,14 +374,19 @@ impl SentimentModel {
         let (inputs, bigrams) = self.embed(batch);
         let last = self.layers.len() - 1;
         let (forward, backward) = if self.recurrence == Recurrence::Fused && recurrence::fused_on(&inputs.device()) {
-            let mut sequence = self.dropout.forward(inputs);
+            // Only the real steps go through the layers: `[real tokens, features]`.
+            let pack = |x: Tensor<3>| {
+                let [time, size, dim] = x.dims();
+                x.reshape([time * size, dim]).select(0, batch.packed.clone())
+            };
+            let mut sequence = self.dropout.forward(pack(inputs));
             for layer in &self.layers[..last] {
                 let (forward, backward) = layer.run_fused_split(self.arch, sequence, &batch.mask);
                 let outputs = match backward {
                     None => forward,
                     Some(backward) => Tensor::cat(vec![forward, backward], 2),
                 };
-                sequence = self.dropout.forward(outputs);
+                sequence = self.dropout.forward(pack(outputs));
             }
             self.layers[last].run_fused_split(self.arch, sequence, &batch.mask)
         } else {

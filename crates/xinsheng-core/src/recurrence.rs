@@ -1,18 +1,21 @@
 //! The fused recurrence: one operation runs a whole layer-direction of an RNN, LSTM or GRU.
 //!
-//! The model projects the inputs of every step and gate in one matmul before calling
+//! The model projects the inputs of every real step and gate in one matmul before calling
 //! [`recurrence`]; the operation then runs the steps itself: one hidden matmul per step for all
-//! gates, the gate arithmetic fused, padded steps (mask 0) leaving the state unchanged. Its
-//! backward pass is written out by hand (backpropagation through time), so autodiff records one
-//! node per layer-direction instead of ~30 per step.
+//! gates, the gate arithmetic fused, padded steps (mask 0) leaving the state unchanged. Inputs
+//! are *packed*: only real steps are projected and computed (as cuDNN's packed sequences), so a
+//! batch padded to its longest review costs what its real tokens cost. The backward pass is
+//! written out by hand (backpropagation through time), so autodiff records one node per
+//! layer-direction instead of ~30 per step.
 //!
 //! Backends: Flex (the CPU, native and WebAssembly) runs it in plain Rust below; every other
 //! backend keeps the step-by-step reference in [`crate::model`] (see [`fused_on`]).
 //!
-//! Layouts (row-major): `x_proj [time, batch, gates·hidden]`, `w_hidden [hidden, gates·hidden]`,
-//! `b_hidden [gates·hidden]`, `mask [time, batch, 1]`, output `[time, batch, hidden]`. Gate order
-//! is the model's: GRU reset, update, candidate (reset applied after the hidden projection);
-//! LSTM input, forget, cell, output.
+//! Layouts (row-major): `mask [time, batch, 1]`; `x_proj [real, gates·hidden]`, one row per step
+//! whose mask is not 0, time-major (the rows of `mask` in order, see [`packed_rows`]);
+//! `w_hidden [hidden, gates·hidden]`, `b_hidden [gates·hidden]`; output `[time, batch, hidden]`,
+//! a padded step holding the state before it. Gate order is the model's: GRU reset, update,
+//! candidate (reset applied after the hidden projection); LSTM input, forget, cell, output.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -28,7 +31,7 @@ use crate::model::Arch;
 pub fn recurrence(
     arch: Arch,
     reverse: bool,
-    x_proj: Tensor<3>,
+    x_proj: Tensor<2>,
     w_hidden: Tensor<2>,
     b_hidden: Tensor<1>,
     mask: Tensor<3>,
@@ -41,6 +44,12 @@ pub fn recurrence(
         arch,
         reverse,
     ))
+}
+
+/// Positions `t · batch + s` of the real steps of a `[time, batch]` mask, time-major: the rows
+/// [`recurrence`] expects its packed inputs in.
+pub fn packed_rows(mask: &[f32]) -> Vec<usize> {
+    mask.iter().enumerate().filter(|&(_, &m)| m != 0.0).map(|(i, _)| i).collect()
 }
 
 /// Whether [`recurrence`] runs on `device` (with or without autodiff).
@@ -60,8 +69,8 @@ pub trait RecurrenceBackend: Backend {
         reverse: bool,
     ) -> FloatTensor<Self>;
 
-    /// The outputs and what the backward pass needs: per step the gate activations (and for the
-    /// LSTM the cell state), `[time, batch, cache_width]`.
+    /// The outputs and what the backward pass needs: per real step the gate activations (and
+    /// for the LSTM the cell states), `[real, cache_width]`.
     fn recurrence_with_cache(
         x_proj: FloatTensor<Self>,
         w_hidden: FloatTensor<Self>,
@@ -108,9 +117,9 @@ impl RecurrenceBackend for Flex {
         arch: Arch,
         reverse: bool,
     ) -> FlexTensor {
-        let (x, shape) = host(x_proj);
-        let dims = Dims::new(arch, shape[0], shape[1], shape[2] / arch.gates());
-        let outputs = cpu::forward(&dims, reverse, &x, &host(w_hidden).0, &host(b_hidden).0, &host(mask).0, None);
+        let (steps, dims) = Steps::of(arch, mask, &w_hidden);
+        let (x, w, b) = (host(x_proj).0, host(w_hidden).0, host(b_hidden).0);
+        let (outputs, _) = sharded::forward(&dims, &steps, reverse, &x, &w, &b, false);
         flex(outputs, &[dims.time, dims.batch, dims.hidden])
     }
 
@@ -122,12 +131,10 @@ impl RecurrenceBackend for Flex {
         arch: Arch,
         reverse: bool,
     ) -> (FlexTensor, FlexTensor) {
-        let (x, shape) = host(x_proj);
-        let dims = Dims::new(arch, shape[0], shape[1], shape[2] / arch.gates());
-        let mut cache = vec![0f32; dims.time * dims.batch * dims.cache()];
-        let (w, b, mask) = (host(w_hidden).0, host(b_hidden).0, host(mask).0);
-        let outputs = cpu::forward(&dims, reverse, &x, &w, &b, &mask, Some(&mut cache));
-        (flex(outputs, &[dims.time, dims.batch, dims.hidden]), flex(cache, &[dims.time, dims.batch, dims.cache()]))
+        let (steps, dims) = Steps::of(arch, mask, &w_hidden);
+        let (x, w, b) = (host(x_proj).0, host(w_hidden).0, host(b_hidden).0);
+        let (outputs, cache) = sharded::forward(&dims, &steps, reverse, &x, &w, &b, true);
+        (flex(outputs, &[dims.time, dims.batch, dims.hidden]), flex(cache, &[steps.real(), dims.cache()]))
     }
 
     fn recurrence_backward(
@@ -139,16 +146,211 @@ impl RecurrenceBackend for Flex {
         arch: Arch,
         reverse: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let (outputs, shape) = host(outputs);
-        let dims = Dims::new(arch, shape[0], shape[1], shape[2]);
-        let grads =
-            cpu::backward(&dims, reverse, &host(w_hidden).0, &host(mask).0, &outputs, &host(cache).0, &host(grad).0);
+        let (steps, dims) = Steps::of(arch, mask, &w_hidden);
+        let (w, outputs, cache, grad) = (host(w_hidden).0, host(outputs).0, host(cache).0, host(grad).0);
+        let grads = sharded::backward(&dims, &steps, reverse, &w, &outputs, &cache, &grad);
         let width = dims.width();
         (
-            flex(grads.x_proj, &[dims.time, dims.batch, width]),
+            flex(grads.x_proj, &[steps.real(), width]),
             flex(grads.w_hidden, &[dims.hidden, width]),
             flex(grads.b_hidden, &[width]),
         )
+    }
+}
+
+/// Which sequences are real at each step, and where their packed rows start.
+struct Steps {
+    /// `[time, batch]`
+    mask: Vec<f32>,
+    /// Per step, the sequences whose mask is not 0.
+    active: Vec<Vec<usize>>,
+    /// Per step, the packed row of its first active sequence.
+    first_row: Vec<usize>,
+}
+
+impl Steps {
+    fn of(arch: Arch, mask: FlexTensor, w_hidden: &FlexTensor) -> (Steps, Dims) {
+        let (mask, shape) = host(mask);
+        let (time, batch) = (shape[0], shape[1]);
+        let active: Vec<Vec<usize>> =
+            mask.chunks(batch.max(1)).take(time).map(|row| (0..batch).filter(|&s| row[s] != 0.0).collect()).collect();
+        let first_row = active
+            .iter()
+            .scan(0, |row, step| {
+                let first = *row;
+                *row += step.len();
+                Some(first)
+            })
+            .collect();
+        let hidden = w_hidden.layout().shape()[0];
+        (Steps { mask, active, first_row }, Dims::new(arch, time, batch, hidden))
+    }
+
+    /// Rows of the packed inputs.
+    fn real(&self) -> usize {
+        self.active.iter().map(Vec::len).sum()
+    }
+
+    /// The steps of the sequences `range` alone, and the packed row (in `self`) of each of
+    /// their packed rows.
+    fn subset(&self, range: std::ops::Range<usize>) -> (Steps, Vec<usize>) {
+        let batch = self.mask.len() / self.active.len().max(1);
+        let mut rows = Vec::new();
+        let mut active = Vec::with_capacity(self.active.len());
+        let mut first_row = Vec::with_capacity(self.active.len());
+        let mut mask = Vec::with_capacity(self.active.len() * range.len());
+        for (t, step) in self.active.iter().enumerate() {
+            first_row.push(rows.len());
+            let mut local = Vec::new();
+            for (k, &s) in step.iter().enumerate() {
+                if range.contains(&s) {
+                    local.push(s - range.start);
+                    rows.push(self.first_row[t] + k);
+                }
+            }
+            active.push(local);
+            mask.extend_from_slice(&self.mask[t * batch + range.start..t * batch + range.end]);
+        }
+        (Steps { mask, active, first_row }, rows)
+    }
+}
+
+/// Sequences are independent, so the recurrence of a large batch runs as one shard of
+/// sequences per thread (natively; the browser's WebAssembly has one thread).
+mod sharded {
+    use super::{Dims, Steps, cpu};
+
+    /// Sequences per shard below which splitting costs more than it saves.
+    const MIN_SHARD: usize = 8;
+
+    fn shards(batch: usize) -> Vec<std::ops::Range<usize>> {
+        #[cfg(not(target_arch = "wasm32"))]
+        let threads = rayon::current_num_threads();
+        #[cfg(target_arch = "wasm32")]
+        let threads = 1;
+        let count = threads.min(batch / MIN_SHARD).max(1);
+        (0..count).map(|i| i * batch / count..(i + 1) * batch / count).collect()
+    }
+
+    fn run<T: Send>(jobs: Vec<std::ops::Range<usize>>, job: impl Fn(std::ops::Range<usize>) -> T + Sync) -> Vec<T> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            jobs.into_par_iter().map(&job).collect()
+        }
+        #[cfg(target_arch = "wasm32")]
+        jobs.into_iter().map(job).collect()
+    }
+
+    /// Copies `rows` (of `width` values each) of `from`, in that order.
+    fn gather(from: &[f32], rows: &[usize], width: usize) -> Vec<f32> {
+        let mut out = Vec::with_capacity(rows.len() * width);
+        for &r in rows {
+            out.extend_from_slice(&from[r * width..(r + 1) * width]);
+        }
+        out
+    }
+
+    /// `[time, batch, width]` → the sequences `range` of every step.
+    fn sequences(from: &[f32], d: &Dims, range: &std::ops::Range<usize>, width: usize) -> Vec<f32> {
+        let mut out = Vec::with_capacity(d.time * range.len() * width);
+        for t in 0..d.time {
+            out.extend_from_slice(&from[(t * d.batch + range.start) * width..(t * d.batch + range.end) * width]);
+        }
+        out
+    }
+
+    fn put_sequences(into: &mut [f32], from: &[f32], d: &Dims, range: &std::ops::Range<usize>, width: usize) {
+        let chunk = range.len() * width;
+        for t in 0..d.time {
+            into[(t * d.batch + range.start) * width..(t * d.batch + range.end) * width]
+                .copy_from_slice(&from[t * chunk..(t + 1) * chunk]);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn forward(
+        d: &Dims,
+        steps: &Steps,
+        reverse: bool,
+        x_proj: &[f32],
+        w: &[f32],
+        b: &[f32],
+        with_cache: bool,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let ranges = shards(d.batch);
+        let cache_len = |real: usize| if with_cache { real * d.cache() } else { 0 };
+        if ranges.len() == 1 {
+            let mut cache = vec![0f32; cache_len(steps.real())];
+            let outputs = cpu::forward(d, steps, reverse, x_proj, w, b, with_cache.then_some(&mut cache[..]));
+            return (outputs, cache);
+        }
+        let parts = run(ranges.clone(), |range| {
+            let (sub, rows) = steps.subset(range.clone());
+            let local = Dims { batch: range.len(), ..*d };
+            let mut cache = vec![0f32; cache_len(rows.len())];
+            let x = gather(x_proj, &rows, d.width());
+            let outputs = cpu::forward(&local, &sub, reverse, &x, w, b, with_cache.then_some(&mut cache[..]));
+            (outputs, cache, rows)
+        });
+        let mut outputs = vec![0f32; d.time * d.batch * d.hidden];
+        let mut cache = vec![0f32; cache_len(steps.real())];
+        for (range, (part, part_cache, rows)) in ranges.iter().zip(parts) {
+            put_sequences(&mut outputs, &part, d, range, d.hidden);
+            if with_cache {
+                let width = d.cache();
+                for (i, &r) in rows.iter().enumerate() {
+                    cache[r * width..(r + 1) * width].copy_from_slice(&part_cache[i * width..(i + 1) * width]);
+                }
+            }
+        }
+        (outputs, cache)
+    }
+
+    pub(super) fn backward(
+        d: &Dims,
+        steps: &Steps,
+        reverse: bool,
+        w: &[f32],
+        outputs: &[f32],
+        cache: &[f32],
+        grad: &[f32],
+    ) -> cpu::Gradients {
+        let ranges = shards(d.batch);
+        if ranges.len() == 1 {
+            return cpu::backward(d, steps, reverse, w, outputs, cache, grad);
+        }
+        let parts = run(ranges.clone(), |range| {
+            let (sub, rows) = steps.subset(range.clone());
+            let local = Dims { batch: range.len(), ..*d };
+            let grads = cpu::backward(
+                &local,
+                &sub,
+                reverse,
+                w,
+                &sequences(outputs, d, &range, d.hidden),
+                &gather(cache, &rows, d.cache()),
+                &sequences(grad, d, &range, d.hidden),
+            );
+            (grads, rows)
+        });
+        let width = d.width();
+        let mut total = cpu::Gradients {
+            x_proj: vec![0f32; steps.real() * width],
+            w_hidden: vec![0f32; d.hidden * width],
+            b_hidden: vec![0f32; width],
+        };
+        for (part, rows) in parts {
+            for (i, &r) in rows.iter().enumerate() {
+                total.x_proj[r * width..(r + 1) * width].copy_from_slice(&part.x_proj[i * width..(i + 1) * width]);
+            }
+            for (sum, value) in
+                total.w_hidden.iter_mut().zip(&part.w_hidden).chain(total.b_hidden.iter_mut().zip(&part.b_hidden))
+            {
+                *sum += value;
+            }
+        }
+        total
     }
 }
 
@@ -171,13 +373,13 @@ impl Dims {
         self.arch.gates() * self.hidden
     }
 
-    /// Values cached per step and sequence for the backward pass.
+    /// Values cached per real step for the backward pass.
     fn cache(&self) -> usize {
         self.hidden
             * match self.arch {
                 Arch::Rnn => 1,  // the new state
                 Arch::Gru => 4,  // reset, update, candidate, hidden projection of the candidate
-                Arch::Lstm => 6, // input, forget, cell, output gates, new cell, masked cell
+                Arch::Lstm => 6, // input, forget, cell, output gates, new cell, previous cell
             }
     }
 
@@ -193,7 +395,7 @@ impl Dims {
 }
 
 mod cpu {
-    use super::Dims;
+    use super::{Dims, Steps};
     use crate::model::Arch;
 
     /// `exp(x)` to about 2 ulp, branch-free so that loops over slices vectorise (libm's `expf`
@@ -271,36 +473,44 @@ mod cpu {
         }
     }
 
-    /// Runs the recurrence; fills `cache` (`[time, batch, d.cache()]`) when given one.
+    /// Runs the recurrence; fills `cache` (`[real, d.cache()]`) when given one.
     pub(super) fn forward(
         d: &Dims,
+        steps: &Steps,
         reverse: bool,
         x_proj: &[f32],
         w: &[f32],
         b: &[f32],
-        mask: &[f32],
         mut cache: Option<&mut [f32]>,
     ) -> Vec<f32> {
         let (batch, hidden, width, cache_width) = (d.batch, d.hidden, d.width(), d.cache());
         let mut outputs = vec![0f32; d.time * batch * hidden];
         let mut h = vec![0f32; batch * hidden];
         let mut c = vec![0f32; batch * hidden];
+        // The active sequences' states and hidden projections at one step.
+        let mut h_active = vec![0f32; batch * hidden];
         let mut hp = vec![0f32; batch * width];
         // Gate activations of one sequence at one step.
         let mut gates = vec![0f32; width];
         let mut c_new = vec![0f32; hidden];
         for t in d.order(reverse) {
-            for row in hp.chunks_mut(width) {
-                row.copy_from_slice(b);
+            let active = &steps.active[t];
+            let n = active.len();
+            for (k, &s) in active.iter().enumerate() {
+                h_active[k * hidden..(k + 1) * hidden].copy_from_slice(&h[s * hidden..(s + 1) * hidden]);
+                hp[k * width..(k + 1) * width].copy_from_slice(b);
             }
-            matmul(&mut hp, &h, false, w, false, [batch, width, hidden], true);
-            for s in 0..batch {
-                let at = t * batch + s;
-                let m = mask[at];
-                let x = &x_proj[at * width..(at + 1) * width];
-                let hp = &hp[s * width..(s + 1) * width];
+            matmul(&mut hp, &h_active, false, w, false, [n, width, hidden], true);
+            for (k, &s) in active.iter().enumerate() {
+                let row = steps.first_row[t] + k;
+                let m = steps.mask[t * batch + s];
+                let x = &x_proj[row * width..(row + 1) * width];
+                let hp = &hp[k * width..(k + 1) * width];
                 let h = &mut h[s * hidden..(s + 1) * hidden];
                 let c = &mut c[s * hidden..(s + 1) * hidden];
+                if let (Arch::Lstm, Some(cache)) = (d.arch, cache.as_deref_mut()) {
+                    cache[row * cache_width + 5 * hidden..(row + 1) * cache_width].copy_from_slice(c);
+                }
                 match d.arch {
                     Arch::Rnn => {
                         for ((g, &x), &hp) in gates.iter_mut().zip(x).zip(hp) {
@@ -327,7 +537,6 @@ mod cpu {
                         for ((g, &x), &hp) in gates.iter_mut().zip(x).zip(hp) {
                             *g = sigmoid(x + hp);
                         }
-                        // The cell block is a tanh: tanh(a) = 2 σ(2a) − 1.
                         for ((g, &x), &hp) in gates[2 * hidden..3 * hidden]
                             .iter_mut()
                             .zip(&x[2 * hidden..3 * hidden])
@@ -346,22 +555,17 @@ mod cpu {
                     }
                 }
                 if let Some(cache) = cache.as_deref_mut() {
-                    let cached = &mut cache[at * cache_width..(at + 1) * cache_width];
+                    let cached = &mut cache[row * cache_width..(row + 1) * cache_width];
+                    cached[..width].copy_from_slice(&gates);
                     match d.arch {
-                        Arch::Rnn => cached.copy_from_slice(&gates),
-                        Arch::Gru => {
-                            cached[..width].copy_from_slice(&gates);
-                            cached[width..].copy_from_slice(&hp[2 * hidden..]);
-                        }
-                        Arch::Lstm => {
-                            cached[..width].copy_from_slice(&gates);
-                            cached[width..width + hidden].copy_from_slice(&c_new);
-                            cached[width + hidden..].copy_from_slice(c);
-                        }
+                        Arch::Rnn => {}
+                        Arch::Gru => cached[width..].copy_from_slice(&hp[2 * hidden..]),
+                        Arch::Lstm => cached[width..width + hidden].copy_from_slice(&c_new),
                     }
                 }
-                outputs[at * hidden..(at + 1) * hidden].copy_from_slice(h);
             }
+            // Every sequence's state, padded steps included (they hold the state before them).
+            outputs[t * batch * hidden..(t + 1) * batch * hidden].copy_from_slice(&h);
         }
         outputs
     }
@@ -376,41 +580,48 @@ mod cpu {
     /// carried between steps collects the rest.
     pub(super) fn backward(
         d: &Dims,
+        steps: &Steps,
         reverse: bool,
         w: &[f32],
-        mask: &[f32],
         outputs: &[f32],
         cache: &[f32],
         grad: &[f32],
     ) -> Gradients {
-        let (time, batch, hidden, width, cache_width) = (d.time, d.batch, d.hidden, d.width(), d.cache());
-        let mut d_x = vec![0f32; time * batch * width];
+        let (batch, hidden, width, cache_width) = (d.batch, d.hidden, d.width(), d.cache());
+        let real = steps.real();
+        let mut d_x = vec![0f32; real * width];
         // Gradient of the hidden projection (differs from d_x in the GRU's candidate block).
-        let mut d_hp = vec![0f32; time * batch * width];
+        let mut d_hp = vec![0f32; real * width];
+        // The state each real step started from, for the weight gradient.
+        let mut h_prev_all = vec![0f32; real * hidden];
+        // Gradients of each sequence's state, carried backwards through time.
         let mut d_h = vec![0f32; batch * hidden];
         let mut d_c = vec![0f32; batch * hidden];
-        // The state each step started from, for the weight gradient.
-        let mut h_prev_all = vec![0f32; time * batch * hidden];
-        let zeros = vec![0f32; cache_width.max(hidden)];
+        let mut d_h_active = vec![0f32; batch * hidden];
+        let zeros = vec![0f32; hidden];
         let order: Vec<usize> = d.order(reverse).collect();
         for &t in order.iter().rev() {
+            for (state, &g) in d_h.iter_mut().zip(&grad[t * batch * hidden..(t + 1) * batch * hidden]) {
+                *state += g;
+            }
             let prev = d.previous(t, reverse);
-            for s in 0..batch {
-                let at = t * batch + s;
-                let m = mask[at];
-                let (h_prev, cache_prev) = match prev.map(|p| p * batch + s) {
-                    Some(p) => (&outputs[p * hidden..(p + 1) * hidden], &cache[p * cache_width..(p + 1) * cache_width]),
-                    None => (&zeros[..hidden], &zeros[..cache_width]),
+            let active = &steps.active[t];
+            let first = steps.first_row[t];
+            for (k, &s) in active.iter().enumerate() {
+                let row = first + k;
+                let m = steps.mask[t * batch + s];
+                let h_prev = match prev {
+                    Some(p) => &outputs[(p * batch + s) * hidden..(p * batch + s + 1) * hidden],
+                    None => &zeros[..],
                 };
-                h_prev_all[at * hidden..(at + 1) * hidden].copy_from_slice(h_prev);
-                let cached = &cache[at * cache_width..(at + 1) * cache_width];
-                let grad = &grad[at * hidden..(at + 1) * hidden];
-                let dx = &mut d_x[at * width..(at + 1) * width];
-                let dhp = &mut d_hp[at * width..(at + 1) * width];
+                h_prev_all[row * hidden..(row + 1) * hidden].copy_from_slice(h_prev);
+                let cached = &cache[row * cache_width..(row + 1) * cache_width];
+                let dx = &mut d_x[row * width..(row + 1) * width];
+                let dhp = &mut d_hp[row * width..(row + 1) * width];
                 let dh_state = &mut d_h[s * hidden..(s + 1) * hidden];
                 let dc_state = &mut d_c[s * hidden..(s + 1) * hidden];
                 for j in 0..hidden {
-                    let dh = grad[j] + dh_state[j];
+                    let dh = dh_state[j];
                     // h = h_prev + m (h_new − h_prev)
                     let dh_new = m * dh;
                     let mut dh_prev = (1.0 - m) * dh;
@@ -439,8 +650,7 @@ mod cpu {
                             dhp[2 * hidden + j] = dan * r;
                         }
                         Arch::Lstm => {
-                            let [i, f, g, o, c_new] = std::array::from_fn(|slot| cached[slot * hidden + j]);
-                            let c_prev = cache_prev[5 * hidden + j];
+                            let [i, f, g, o, c_new, c_prev] = std::array::from_fn(|slot| cached[slot * hidden + j]);
                             // c = c_prev + m (c_new − c_prev); h_new = o tanh(c_new)
                             let dc = dc_state[j];
                             let tc = tanh(c_new);
@@ -461,12 +671,25 @@ mod cpu {
                     dh_state[j] = dh_prev;
                 }
             }
-            // The hidden projection's share of the previous state's gradient: d_hp · Wᵀ.
-            let step = t * batch * width..(t + 1) * batch * width;
-            matmul(&mut d_h, &d_hp[step], false, w, true, [batch, hidden, width], true);
+            // The hidden projection's share of the previous states' gradients: d_hp · Wᵀ.
+            let n = active.len();
+            matmul(
+                &mut d_h_active,
+                &d_hp[first * width..(first + n) * width],
+                false,
+                w,
+                true,
+                [n, hidden, width],
+                false,
+            );
+            for (k, &s) in active.iter().enumerate() {
+                for (state, &g) in d_h[s * hidden..(s + 1) * hidden].iter_mut().zip(&d_h_active[k * hidden..]) {
+                    *state += g;
+                }
+            }
         }
         let mut w_hidden = vec![0f32; hidden * width];
-        matmul(&mut w_hidden, &h_prev_all, true, &d_hp, false, [hidden, width, time * batch], false);
+        matmul(&mut w_hidden, &h_prev_all, true, &d_hp, false, [hidden, width, real], false);
         let mut b_hidden = vec![0f32; width];
         for row in d_hp.chunks(width) {
             for (sum, value) in b_hidden.iter_mut().zip(row) {

@@ -152,7 +152,8 @@ fn gradients(model: &SentimentModel, grads: &burn::tensor::Gradients) -> Vec<Vec
     collect.1
 }
 
-/// The fused recurrence against the step-by-step reference on a padded batch of mixed lengths:
+/// The fused recurrence against the step-by-step reference on a padded batch of mixed lengths
+/// (empty included):
 /// the same logits and the same gradient for every parameter, for every cell, uni- and
 /// bidirectional, one and two layers.
 #[test]
@@ -162,10 +163,10 @@ fn fused_recurrence_matches_the_reference_cell() {
         for (bidirectional, layers) in [(false, 1), (true, 2)] {
             let Bundle { model, manifest } = bundle(arch, bidirectional, layers);
             let model = model.to_device(&device).train();
-            let ids: Vec<Vec<usize>> = FIXED_TEXTS
-                .iter()
-                .map(|t| xinsheng_core::classifier::encode(&manifest.tokenizer, &manifest.vocab, t))
-                .collect();
+            // 26 reviews: enough for the fused path to split the batch across threads.
+            let texts = examples().into_iter().map(|e| e.text).chain(FIXED_TEXTS.iter().map(|t| t.to_string()));
+            let ids: Vec<Vec<usize>> =
+                texts.map(|t| xinsheng_core::classifier::encode(&manifest.tokenizer, &manifest.vocab, &t)).collect();
             let run = |recurrence: Recurrence| {
                 let model = model.clone().with_recurrence(recurrence);
                 let logits = model.forward(&model.batch(&ids, &device));

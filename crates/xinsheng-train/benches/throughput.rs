@@ -2,9 +2,12 @@
 //!
 //!     cargo bench -p xinsheng-train --bench throughput
 //!
-//! Prints a markdown table (see docs/benchmarks.md). Each figure is the median of a few
-//! repetitions; the ratios between rows, measured in one process, are what to compare
-//! across machines.
+//! Prints a markdown table (see docs/benchmarks.md): the fused recurrence against the
+//! step-by-step reference cell, side by side. Each figure is the median of a few
+//! repetitions; the ratios, measured in one process, are what to compare across machines.
+//!
+//! With `XINSHENG_BENCH_DUMP=FILE` it also writes the token ids it used and its figures as
+//! JSON, so that `scripts/bench-keras` can run TensorFlow on exactly the same batches.
 
 use std::time::Instant;
 
@@ -96,4 +99,18 @@ fn main() {
         13902.0 / reference[0],
         13902.0 / fused[0]
     );
+
+    if let Ok(path) = std::env::var("XINSHENG_BENCH_DUMP") {
+        let valid_ids: Vec<Vec<usize>> = texts.iter().map(|t| classifier.encode(t)).collect();
+        let figures = |f: [f64; 3]| serde_json::json!({"train": f[0], "batched": f[1], "single": f[2]});
+        let dump = serde_json::json!({
+            "config": config,
+            "train_ids": train_set.ids,
+            "train_labels": train_set.labels,
+            "valid_ids": valid_ids,
+            "reference": figures(reference),
+            "fused": figures(fused),
+        });
+        std::fs::write(&path, dump.to_string()).expect("write the benchmark dump");
+    }
 }
