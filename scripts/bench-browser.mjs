@@ -1,14 +1,20 @@
 #!/usr/bin/env node
-// Browser benchmark: classify latency and throughput, a 32-example x 5-epoch fine-tune, and
-// cold load to first prediction, on WebGPU and on the CPU (WebAssembly), in one headless
-// Chromium session each. Also the gzipped wasm and model sizes. Results go to stdout as a
-// Markdown table (copy it into docs/benchmarks.md).
+// Browser benchmark, xinsheng against TensorFlow.js in one headless Chromium session (WebGPU
+// through SwiftShader): cold load to first prediction, single-review latency, classify
+// throughput, a 32-example fine-tune, and WebGPU dispatches per single-review forward pass.
+// xinsheng runs on the CPU (WebAssembly) and on WebGPU; TensorFlow.js 4.22 runs the same
+// architecture (embedding 128 → bidirectional GRU 128 → masked mean+max pooling → dense; its
+// GRU applies the reset gate before the hidden matmul, it has no reset-after variant) on its wasm, webgl and webgpu backends, on reviews padded and batched the same way.
+// Results go to stdout as Markdown tables (copy them into docs/benchmarks.md).
 //
-//   scripts/build-web && node scripts/bench-browser.mjs [--backends cpu,webgpu] [--reviews 256]
+//   scripts/build-web && node scripts/bench-browser.mjs [--reviews 64] [--epochs 1]
+//       [--rows xinsheng-cpu,xinsheng-webgpu,tfjs-wasm,tfjs-webgl,tfjs-webgpu]
 //
-// WebGPU here is SwiftShader (a software GPU), so its figures say nothing about real GPUs.
+// TensorFlow.js is installed on first use into scripts/tfjs/ (npm, pinned by its lockfile).
+// SwiftShader is a software GPU: its figures say nothing about real GPUs.
 
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { ROOT, launch, startServer } from '../tests/browser/harness.mjs';
@@ -18,70 +24,213 @@ const option = (name, fallback) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : fallback;
 };
-const backends = option('backends', 'cpu,webgpu').split(',');
-const reviews = Number(option('reviews', 256));
+const reviews = Number(option('reviews', 64));
+const epochs = Number(option('epochs', 1));
+const rows = option('rows', 'xinsheng-cpu,xinsheng-webgpu,tfjs-wasm,tfjs-webgl,tfjs-webgpu').split(',');
 
 const heldout = JSON.parse(readFileSync(join(ROOT, 'web/heldout.json'), 'utf8'));
 const texts = Array.from({ length: reviews }, (_, i) => heldout[i % heldout.length].text);
 const examples = Array.from({ length: 32 }, (_, i) => heldout[(i * 3) % heldout.length]);
 
-async function measure(backend, server) {
-  const browser = await launch({ webgpu: backend === 'webgpu' });
-  try {
-    const page = await browser.newPage();
-    await page.goto(`${server.url}widget-test/api.html`);
-    return await page.evaluate(
-      async ({ backend, texts, examples }) => {
-        const { Classifier } = await import('/xinsheng.js');
-        const clf = await Classifier.load({ backend });
-        await clf.classify([texts[0]]);
-        // performance.now() counts from navigation start: page, wasm, model and first answer.
-        const coldMs = performance.now();
-        const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-        const single = [];
-        for (let i = 0; i < 15; i++) {
-          const t = performance.now();
-          await clf.classify([texts[i % texts.length]]);
-          single.push(performance.now() - t);
-        }
-        let t = performance.now();
-        await clf.classify(texts);
-        const batchMs = performance.now() - t;
-        t = performance.now();
-        await clf.fineTune(examples, { epochs: 5, batchSize: 32 });
-        const fineTuneMs = performance.now() - t;
-        return { backend: clf.backend, coldMs, singleMs: median(single), batchMs, fineTuneMs };
-      },
-      { backend, texts, examples },
-    );
-  } finally {
-    await browser.close();
+const TFJS = join(ROOT, 'scripts/tfjs/node_modules/@tensorflow');
+if (rows.some((r) => r.startsWith('tfjs')) && !existsSync(TFJS)) {
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: join(ROOT, 'scripts/tfjs'), stdio: 'inherit' });
+}
+// TensorFlow.js files served under /tfjs/ on the demo's origin.
+const TFJS_FILES = {
+  'tf.min.js': 'tfjs/dist/tf.min.js',
+  'tf-backend-wasm.min.js': 'tfjs-backend-wasm/dist/tf-backend-wasm.min.js',
+  'tf-backend-webgpu.min.js': 'tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js',
+  'tfjs-backend-wasm.wasm': 'tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm',
+  'tfjs-backend-wasm-simd.wasm': 'tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm',
+  'tfjs-backend-wasm-threaded-simd.wasm': 'tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm',
+};
+const TFJS_PAGE = `<!doctype html><meta charset="utf-8"><title>TensorFlow.js bench</title>
+<script src="/tfjs/tf.min.js"></script><script src="/tfjs/tf-backend-wasm.min.js"></script>
+<script src="/tfjs/tf-backend-webgpu.min.js"></script>`;
+
+// Counts WebGPU compute dispatches, page-wide.
+function countDispatches() {
+  window.__dispatches = 0;
+  if (typeof GPUComputePassEncoder === 'undefined') return;
+  for (const name of ['dispatchWorkgroups', 'dispatchWorkgroupsIndirect']) {
+    const original = GPUComputePassEncoder.prototype[name];
+    GPUComputePassEncoder.prototype[name] = function (...a) {
+      window.__dispatches++;
+      return original.apply(this, a);
+    };
   }
 }
 
+async function xinshengRow(page, backend) {
+  return page.evaluate(
+    async ({ backend, texts, examples, epochs }) => {
+      const { Classifier } = await import('/xinsheng.js');
+      const clf = await Classifier.load({ backend });
+      await clf.classify([texts[0]]);
+      // performance.now() counts from navigation start: page, wasm, model and first answer.
+      const coldMs = performance.now();
+      const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+      const before = window.__dispatches;
+      await clf.classify([texts[1]]);
+      const dispatches = window.__dispatches - before;
+      const single = [];
+      for (let i = 0; i < 5; i++) {
+        const t = performance.now();
+        await clf.classify([texts[i % texts.length]]);
+        single.push(performance.now() - t);
+      }
+      let t = performance.now();
+      await clf.classify(texts);
+      const batchMs = performance.now() - t;
+      t = performance.now();
+      await clf.fineTune(examples, { epochs, batchSize: 32 });
+      const fineTuneMs = performance.now() - t;
+      return { backend: clf.backend, coldMs, singleMs: median(single), batchMs, fineTuneMs, dispatches };
+    },
+    { backend, texts, examples, epochs },
+  );
+}
+
+async function tfjsRow(page, backend) {
+  return page.evaluate(
+    async ({ backend, texts, examples, epochs }) => {
+      const tf = window.tf;
+      tf.wasm?.setWasmPaths('/tfjs/');
+      if (!(await tf.setBackend(backend))) throw new Error(`TensorFlow.js has no ${backend} backend here`);
+      await tf.ready();
+      const [vocab, embed, hidden, maxLen, batch] = [4172, 128, 128, 160, 64];
+      // Characters as ids: the same lengths as xinsheng's character tokens, give or take.
+      const ids = (text) => Array.from(text.trim() || '?').slice(0, maxLen).map((c) => 2 + (c.codePointAt(0) % (vocab - 2)));
+      const padded = (seqs) => {
+        const width = Math.max(...seqs.map((s) => s.length));
+        const flat = new Int32Array(seqs.length * width);
+        seqs.forEach((s, i) => flat.set(s, i * width));
+        return tf.tensor2d(flat, [seqs.length, width], 'int32');
+      };
+      const input = tf.input({ shape: [null], dtype: 'int32' });
+      const embedded = tf.layers.embedding({ inputDim: vocab, outputDim: embed, maskZero: true }).apply(input);
+      // TensorFlow.js' GRU has no reset-after variant; reset-before costs the same matmuls.
+      const gru = tf.layers.gru({ units: hidden, resetAfter: false, returnSequences: true });
+      const encoded = tf.layers.bidirectional({ layer: gru, mergeMode: 'concat' }).apply(embedded);
+      const encoder = tf.model({ inputs: input, outputs: encoded });
+      const head = tf.layers.dense({ units: 2 });
+      head.build([null, 4 * hidden]);
+      // xinsheng's pooling: mean and max over the real steps.
+      const logits = (x, training) => {
+        const h = encoder.apply(x, { training });
+        const m = tf.cast(tf.greater(x, 0), 'float32').expandDims(2);
+        const mean = tf.div(tf.sum(tf.mul(h, m), 1), tf.maximum(tf.sum(m, 1), 1));
+        const max = tf.max(tf.add(tf.mul(h, m), tf.mul(tf.sub(m, 1), 10)), 1);
+        return head.apply(tf.concat([mean, max], 1));
+      };
+      const classify = async (batchTexts) => {
+        const order = batchTexts.map(ids).sort((a, b) => a.length - b.length);
+        for (let i = 0; i < order.length; i += batch) {
+          const x = padded(order.slice(i, i + batch));
+          const probs = tf.tidy(() => tf.softmax(logits(x, false)));
+          await probs.data();
+          tf.dispose([x, probs]);
+        }
+      };
+      const coldStart = performance.now();
+      await classify([texts[0]]);
+      const warmMs = performance.now() - coldStart;
+      const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+      const before = window.__dispatches;
+      await classify([texts[1]]);
+      const dispatches = window.__dispatches - before;
+      const single = [];
+      for (let i = 0; i < 5; i++) {
+        const t = performance.now();
+        await classify([texts[i % texts.length]]);
+        single.push(performance.now() - t);
+      }
+      let t = performance.now();
+      await classify(texts);
+      const batchMs = performance.now() - t;
+
+      const x = padded(examples.map((e) => ids(e.text)));
+      const y = tf.oneHot(tf.tensor1d(examples.map((e) => (e.label === 'positive' ? 1 : 0)), 'int32'), 2);
+      const fineTune = async (weights) => {
+        const optimizer = tf.train.adam(1e-3);
+        const variables = weights.map((w) => w.read());
+        const t = performance.now();
+        for (let epoch = 0; epoch < epochs; epoch++) {
+          const loss = optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, logits(x, true)), true, variables);
+          await loss.data();
+          loss.dispose();
+        }
+        return performance.now() - t;
+      };
+      const all = [...encoder.trainableWeights, ...head.trainableWeights];
+      let fineTuneMs;
+      let note = '';
+      try {
+        fineTuneMs = await fineTune(all);
+      } catch (e) {
+        // The wasm backend cannot differentiate the embedding lookup: train everything else.
+        note = `embedding frozen (${e.message})`;
+        fineTuneMs = await fineTune(all.filter((w) => !w.name.includes('embedding')));
+      }
+      return { backend: `tfjs-${tf.getBackend()}`, coldMs: null, warmMs, singleMs: median(single), batchMs, fineTuneMs, dispatches, note };
+    },
+    { backend, texts, examples, epochs },
+  );
+}
+
 const server = await startServer();
-const rows = [];
+const browser = await launch({ webgpu: true });
+const results = [];
 try {
-  for (const backend of backends) {
-    const r = await measure(backend, server);
-    if (r.backend !== backend) throw new Error(`asked for ${backend}, got ${r.backend}`);
-    rows.push(r);
-    console.error(`${backend}: ${JSON.stringify(r)}`);
+  for (const row of rows) {
+    const [library, backend] = row.split('-');
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.addInitScript(countDispatches);
+    if (library === 'tfjs') {
+      await page.route('**/tfjs/**', (route) => {
+        const name = new URL(route.request().url()).pathname.replace('/tfjs/', '');
+        if (name === 'bench.html') return route.fulfill({ contentType: 'text/html', body: TFJS_PAGE });
+        const file = TFJS_FILES[name];
+        if (!file) return route.fulfill({ status: 404 });
+        const type = name.endsWith('.wasm') ? 'application/wasm' : 'text/javascript';
+        return route.fulfill({ contentType: type, body: readFileSync(join(TFJS, file)) });
+      });
+      await page.goto(`${server.url}tfjs/bench.html`);
+    } else {
+      await page.goto(`${server.url}widget-test/api.html`);
+    }
+    const started = Date.now();
+    const r = library === 'tfjs' ? await tfjsRow(page, backend) : await xinshengRow(page, backend);
+    const expected = library === 'tfjs' ? `tfjs-${backend}` : backend;
+    if (r.backend !== expected) throw new Error(`asked for ${expected}, got ${r.backend}`);
+    r.row = row;
+    results.push(r);
+    console.error(`${row} (${((Date.now() - started) / 1000).toFixed(0)} s): ${JSON.stringify(r)}`);
+    await context.close();
   }
 } finally {
+  await browser.close();
   server.close();
 }
 
 const wasm = readFileSync(join(ROOT, 'dist/xinsheng-web_bg.wasm'));
 const model = readFileSync(join(ROOT, 'dist/models/default/model.bpk'));
 const mb = (n) => `${(n / 1048576).toFixed(2)} MB`;
-console.log(`| backend | cold load → first prediction | single review | batch of ${reviews} | fine-tune 32 × 5 epochs |`);
-console.log('|---|---|---|---|---|');
-for (const r of rows) {
+const rate = (n, ms) => `${(n / (ms / 1000)).toFixed(n / (ms / 1000) < 10 ? 1 : 0)}`;
+console.log(
+  `| library, backend | cold load → first prediction | single review | classify ${reviews} (reviews/s) | ` +
+    `fine-tune 32 × ${epochs} (examples/s) | WebGPU dispatches per single-review forward |`,
+);
+console.log('|---|---|---|---|---|---|');
+for (const r of results) {
+  const cold = r.coldMs === null ? '—' : `${(r.coldMs / 1000).toFixed(2)} s`;
   console.log(
-    `| ${r.backend} | ${(r.coldMs / 1000).toFixed(2)} s | ${r.singleMs.toFixed(1)} ms | ` +
-      `${(reviews / (r.batchMs / 1000)).toFixed(0)} reviews/s | ${(r.fineTuneMs / 1000).toFixed(1)} s |`,
+    `| ${r.row} | ${cold} | ${r.singleMs.toFixed(1)} ms | ${rate(reviews, r.batchMs)} | ` +
+      `${rate(32 * epochs, r.fineTuneMs)}${r.note ? ' ¹' : ''} | ${r.row.endsWith('webgpu') ? r.dispatches : '—'} |`,
   );
 }
+for (const r of results.filter((r) => r.note)) console.log(`\n¹ ${r.row}: ${r.note}`);
 console.log('');
 console.log(`wasm ${mb(wasm.length)} (${mb(gzipSync(wasm, { level: 9 }).length)} gzipped); model ${mb(model.length)}`);

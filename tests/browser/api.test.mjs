@@ -45,23 +45,41 @@ test('CPU: without WebGPU, auto falls back to the CPU and says why; classify equ
   });
 });
 
-test('WebGPU: auto picks WebGPU; classify equals native predict; explain; fine-tune and export on WebGPU', async () => {
+test('WebGPU: auto picks WebGPU; classify equals native predict; dispatches independent of length; explain; fine-tune and export on WebGPU', async () => {
   await inBrowser({ webgpu: true }, apiPage(), async ({ page, errors }) => {
     // SwiftShader runs every dispatch on the CPU: keep this small.
     const texts = TEXTS.slice(0, 3);
     const result = await page.evaluate(async (texts) => {
+      // Counts WebGPU compute dispatches.
+      let dispatches = 0;
+      const dispatch = GPUComputePassEncoder.prototype.dispatchWorkgroups;
+      GPUComputePassEncoder.prototype.dispatchWorkgroups = function (...args) {
+        dispatches++;
+        return dispatch.apply(this, args);
+      };
       const { Classifier } = await import('/xinsheng.js');
       const clf = await Classifier.load({ backend: 'auto' });
       const predictions = await clf.classify(texts);
+      const dispatchesFor = async (text) => {
+        const before = dispatches;
+        await clf.classify([text]);
+        return dispatches - before;
+      };
+      const perForward = [await dispatchesFor('好'), await dispatchesFor('质量很好，'.repeat(30))];
       const explained = await clf.explain('质量太差了');
       // A second model on the same page reuses the one WebGPU device.
       const second = await Classifier.load({ backend: 'webgpu' });
       const again = await second.classify(texts.slice(0, 1));
       const summary = await clf.fineTune([{ text: '一般般', label: '中立' }], { epochs: 1 });
       const bytes = await clf.exportModel({ precision: 'f32' });
-      return { backend: clf.backend, predictions, explained, again, summary, bytes: Array.from(bytes) };
+      return { backend: clf.backend, predictions, explained, again, summary, bytes: Array.from(bytes), perForward };
     }, texts);
     assert.equal(result.backend, 'webgpu');
+    // The fused recurrence: one kernel launch per layer and direction, whatever the length
+    // (1 token or 150), not dispatches per step.
+    const [short, long] = result.perForward;
+    assert.equal(short, long, `dispatches for 1 token vs 150 tokens: ${result.perForward}`);
+    assert.ok(short > 0 && short < 60, `dispatches per forward pass: ${short}`);
     assertSamePredictions(assert, result.predictions, nativePredict(texts));
     assertSamePredictions(assert, result.again, nativePredict(texts.slice(0, 1)));
     assert.deepEqual(

@@ -162,13 +162,13 @@ impl Cell {
 
     /// The fused recurrence over packed `inputs` `[real steps, features]` (reversed when
     /// `reverse`): `[time, batch, hidden]`.
-    fn run_fused(&self, arch: Arch, inputs: Tensor<2>, mask: Tensor<3>, reverse: bool) -> Tensor<3> {
+    fn run_fused(&self, arch: Arch, inputs: Tensor<2>, rows: Tensor<2>, reverse: bool) -> Tensor<3> {
         let projected = self.input.forward(inputs);
         let bias = match &self.hidden.bias {
             Some(bias) => bias.val(),
             None => Tensor::zeros([self.hidden.weight.dims()[1]], &projected.device()),
         };
-        recurrence(arch, reverse, projected, self.hidden.weight.val(), bias, mask)
+        recurrence(arch, reverse, projected, self.hidden.weight.val(), bias, rows)
     }
 
     /// The reference recurrence, step by step: runs over `inputs` (reversed when `reverse`),
@@ -224,9 +224,9 @@ pub struct RecurrentLayer {
 
 impl RecurrentLayer {
     /// Fused: the outputs of the forward cell and, if any, of the backward cell, kept apart.
-    fn run_fused_split(&self, arch: Arch, inputs: Tensor<2>, mask: &Tensor<3>) -> (Tensor<3>, Option<Tensor<3>>) {
-        let backward = self.backward.as_ref().map(|cell| cell.run_fused(arch, inputs.clone(), mask.clone(), true));
-        (self.forward.run_fused(arch, inputs, mask.clone(), false), backward)
+    fn run_fused_split(&self, arch: Arch, inputs: Tensor<2>, rows: &Tensor<2>) -> (Tensor<3>, Option<Tensor<3>>) {
+        let backward = self.backward.as_ref().map(|cell| cell.run_fused(arch, inputs.clone(), rows.clone(), true));
+        (self.forward.run_fused(arch, inputs, rows.clone(), false), backward)
     }
 
     /// Reference: the outputs of the forward cell and, if any, of the backward cell, kept apart.
@@ -287,6 +287,8 @@ pub struct Batch {
     /// `[real tokens]`: the positions `t · batch + s` of the real tokens, time-major (the
     /// packed rows of [`recurrence::recurrence`]).
     pub packed: Tensor<1, Int>,
+    /// `[time, batch]`: each step's packed row, -1 for padding.
+    pub rows: Tensor<2>,
     /// `[time, batch]`: the bigram starting at each step, for models with a bigram channel.
     pub bigrams: Option<Tensor<2, Int>>,
 }
@@ -305,7 +307,8 @@ impl Batch {
             }
         }
         let lengths: Vec<f32> = sequences.iter().map(|s| s.len().max(1) as f32).collect();
-        let packed: Vec<i64> = recurrence::packed_rows(&mask).into_iter().map(|i| i as i64).collect();
+        let (positions, rows) = recurrence::pack(&mask);
+        let packed: Vec<i64> = positions.into_iter().map(|i| i as i64).collect();
         let bigrams = bigrams.map(|table| {
             let mut pair_ids = vec![PAD_ID as i64; time * batch];
             for (b, seq) in sequences.iter().enumerate() {
@@ -318,6 +321,7 @@ impl Batch {
         Batch {
             bigrams,
             packed: Tensor::from_data(TensorData::new(packed.clone(), [packed.len()]), device),
+            rows: Tensor::from_data(TensorData::new(rows, [time, batch]), device),
             tokens: Tensor::from_data(TensorData::new(ids, [time, batch]), device),
             mask: Tensor::from_data(TensorData::new(mask, [time, batch, 1]), device),
             lengths: Tensor::from_data(TensorData::new(lengths, [batch, 1]), device),
@@ -381,14 +385,14 @@ impl SentimentModel {
             };
             let mut sequence = self.dropout.forward(pack(inputs));
             for layer in &self.layers[..last] {
-                let (forward, backward) = layer.run_fused_split(self.arch, sequence, &batch.mask);
+                let (forward, backward) = layer.run_fused_split(self.arch, sequence, &batch.rows);
                 let outputs = match backward {
                     None => forward,
                     Some(backward) => Tensor::cat(vec![forward, backward], 2),
                 };
                 sequence = self.dropout.forward(pack(outputs));
             }
-            self.layers[last].run_fused_split(self.arch, sequence, &batch.mask)
+            self.layers[last].run_fused_split(self.arch, sequence, &batch.rows)
         } else {
             let steps = |x: Tensor<3>| -> Vec<Tensor<2>> {
                 let [time, size, dim] = x.dims();

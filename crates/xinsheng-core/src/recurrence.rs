@@ -2,17 +2,19 @@
 //!
 //! The model projects the inputs of every real step and gate in one matmul before calling
 //! [`recurrence`]; the operation then runs the steps itself: one hidden matmul per step for all
-//! gates, the gate arithmetic fused, padded steps (mask 0) leaving the state unchanged. Inputs
+//! gates, the gate arithmetic fused, padded steps leaving the state unchanged. Inputs
 //! are *packed*: only real steps are projected and computed (as cuDNN's packed sequences), so a
 //! batch padded to its longest review costs what its real tokens cost. The backward pass is
 //! written out by hand (backpropagation through time), so autodiff records one node per
 //! layer-direction instead of ~30 per step.
 //!
-//! Backends: Flex (the CPU, native and WebAssembly) runs it in plain Rust below; every other
-//! backend keeps the step-by-step reference in [`crate::model`] (see [`fused_on`]).
+//! Backends: Flex (the CPU, native and WebAssembly) runs it in plain Rust below; with the `wgpu`
+//! feature, burn's CubeCL backend (WebGPU) runs it as one kernel launch per layer-direction
+//! (`cube.rs`); any other backend keeps the step-by-step reference in [`crate::model`] (see
+//! [`fused_on`]).
 //!
-//! Layouts (row-major): `mask [time, batch, 1]`; `x_proj [real, gates·hidden]`, one row per step
-//! whose mask is not 0, time-major (the rows of `mask` in order, see [`packed_rows`]);
+//! Layouts (row-major): `rows [time, batch]`, the packed row of each real step and -1 for padding
+//! (see [`pack`]); `x_proj [real, gates·hidden]`, one row per real step, time-major;
 //! `w_hidden [hidden, gates·hidden]`, `b_hidden [gates·hidden]`; output `[time, batch, hidden]`,
 //! a padded step holding the state before it. Gate order is the model's: GRU reset, update,
 //! candidate (reset applied after the hidden projection); LSTM input, forget, cell, output.
@@ -34,37 +36,59 @@ pub fn recurrence(
     x_proj: Tensor<2>,
     w_hidden: Tensor<2>,
     b_hidden: Tensor<1>,
-    mask: Tensor<3>,
+    rows: Tensor<2>,
 ) -> Tensor<3> {
     Tensor::from_dispatch(Dispatch::recurrence(
         x_proj.into_dispatch(),
         w_hidden.into_dispatch(),
         b_hidden.into_dispatch(),
-        mask.into_dispatch(),
+        rows.into_dispatch(),
         arch,
         reverse,
     ))
 }
 
-/// Positions `t · batch + s` of the real steps of a `[time, batch]` mask, time-major: the rows
-/// [`recurrence`] expects its packed inputs in.
-pub fn packed_rows(mask: &[f32]) -> Vec<usize> {
-    mask.iter().enumerate().filter(|&(_, &m)| m != 0.0).map(|(i, _)| i).collect()
+/// Packs the real steps of a `[time, batch]` mask (1 real, 0 padding), time-major: the position
+/// `t · batch + s` of each packed row, and [`recurrence`]'s `rows` (each step's packed row, -1
+/// for padding).
+pub fn pack(mask: &[f32]) -> (Vec<usize>, Vec<f32>) {
+    let mut positions = Vec::new();
+    let rows = mask
+        .iter()
+        .enumerate()
+        .map(|(i, &m)| {
+            if m == 0.0 {
+                return -1.0;
+            }
+            positions.push(i);
+            (positions.len() - 1) as f32
+        })
+        .collect();
+    (positions, rows)
 }
 
 /// Whether [`recurrence`] runs on `device` (with or without autodiff).
 pub fn fused_on(device: &Device) -> bool {
-    matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_))
+    match device.clone().inner().as_dispatch() {
+        DispatchDevice::Flex(_) => true,
+        #[cfg(feature = "wgpu")]
+        DispatchDevice::Cube(_) => true,
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
 }
 
-#[backend_extension(Flex, Autodiff)]
+#[cfg(feature = "wgpu")]
+mod cube;
+
+#[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Autodiff)]
 pub trait RecurrenceBackend: Backend {
     /// The layer's outputs, `[time, batch, hidden]`.
     fn recurrence(
         x_proj: FloatTensor<Self>,
         w_hidden: FloatTensor<Self>,
         b_hidden: FloatTensor<Self>,
-        mask: FloatTensor<Self>,
+        rows: FloatTensor<Self>,
         arch: Arch,
         reverse: bool,
     ) -> FloatTensor<Self>;
@@ -75,7 +99,7 @@ pub trait RecurrenceBackend: Backend {
         x_proj: FloatTensor<Self>,
         w_hidden: FloatTensor<Self>,
         b_hidden: FloatTensor<Self>,
-        mask: FloatTensor<Self>,
+        rows: FloatTensor<Self>,
         arch: Arch,
         reverse: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
@@ -84,7 +108,7 @@ pub trait RecurrenceBackend: Backend {
     #[allow(clippy::too_many_arguments)]
     fn recurrence_backward(
         w_hidden: FloatTensor<Self>,
-        mask: FloatTensor<Self>,
+        rows: FloatTensor<Self>,
         outputs: FloatTensor<Self>,
         cache: FloatTensor<Self>,
         grad: FloatTensor<Self>,
@@ -113,11 +137,11 @@ impl RecurrenceBackend for Flex {
         x_proj: FlexTensor,
         w_hidden: FlexTensor,
         b_hidden: FlexTensor,
-        mask: FlexTensor,
+        rows: FlexTensor,
         arch: Arch,
         reverse: bool,
     ) -> FlexTensor {
-        let (steps, dims) = Steps::of(arch, mask, &w_hidden);
+        let (steps, dims) = Steps::of(arch, rows, &w_hidden);
         let (x, w, b) = (host(x_proj).0, host(w_hidden).0, host(b_hidden).0);
         let (outputs, _) = sharded::forward(&dims, &steps, reverse, &x, &w, &b, false);
         flex(outputs, &[dims.time, dims.batch, dims.hidden])
@@ -127,11 +151,11 @@ impl RecurrenceBackend for Flex {
         x_proj: FlexTensor,
         w_hidden: FlexTensor,
         b_hidden: FlexTensor,
-        mask: FlexTensor,
+        rows: FlexTensor,
         arch: Arch,
         reverse: bool,
     ) -> (FlexTensor, FlexTensor) {
-        let (steps, dims) = Steps::of(arch, mask, &w_hidden);
+        let (steps, dims) = Steps::of(arch, rows, &w_hidden);
         let (x, w, b) = (host(x_proj).0, host(w_hidden).0, host(b_hidden).0);
         let (outputs, cache) = sharded::forward(&dims, &steps, reverse, &x, &w, &b, true);
         (flex(outputs, &[dims.time, dims.batch, dims.hidden]), flex(cache, &[steps.real(), dims.cache()]))
@@ -139,14 +163,14 @@ impl RecurrenceBackend for Flex {
 
     fn recurrence_backward(
         w_hidden: FlexTensor,
-        mask: FlexTensor,
+        rows: FlexTensor,
         outputs: FlexTensor,
         cache: FlexTensor,
         grad: FlexTensor,
         arch: Arch,
         reverse: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let (steps, dims) = Steps::of(arch, mask, &w_hidden);
+        let (steps, dims) = Steps::of(arch, rows, &w_hidden);
         let (w, outputs, cache, grad) = (host(w_hidden).0, host(outputs).0, host(cache).0, host(grad).0);
         let grads = sharded::backward(&dims, &steps, reverse, &w, &outputs, &cache, &grad);
         let width = dims.width();
@@ -169,8 +193,9 @@ struct Steps {
 }
 
 impl Steps {
-    fn of(arch: Arch, mask: FlexTensor, w_hidden: &FlexTensor) -> (Steps, Dims) {
-        let (mask, shape) = host(mask);
+    fn of(arch: Arch, rows: FlexTensor, w_hidden: &FlexTensor) -> (Steps, Dims) {
+        let (rows, shape) = host(rows);
+        let mask: Vec<f32> = rows.iter().map(|&r| if r < 0.0 { 0.0 } else { 1.0 }).collect();
         let (time, batch) = (shape[0], shape[1]);
         let active: Vec<Vec<usize>> =
             mask.chunks(batch.max(1)).take(time).map(|row| (0..batch).filter(|&s| row[s] != 0.0).collect()).collect();
@@ -724,14 +749,14 @@ mod cpu {
 struct RecurrenceGrad;
 
 impl<B: RecurrenceBackend> Backward<B, 3> for RecurrenceGrad {
-    /// Hidden weights, mask, outputs, cache, architecture, direction.
+    /// Hidden weights, rows, outputs, cache, architecture, direction.
     type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, Arch, bool);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let [x_node, w_node, b_node] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (w, mask, outputs, cache, arch, reverse) = ops.state;
-        let (d_x, d_w, d_b) = B::recurrence_backward(w, mask, outputs, cache, grad, arch, reverse);
+        let (w, rows, outputs, cache, arch, reverse) = ops.state;
+        let (d_x, d_w, d_b) = B::recurrence_backward(w, rows, outputs, cache, grad, arch, reverse);
         for (node, value) in [(x_node, d_x), (w_node, d_w), (b_node, d_b)] {
             if let Some(node) = node {
                 grads.register::<B>(node.id, value);
@@ -745,19 +770,19 @@ impl<B: RecurrenceBackend, C: CheckpointStrategy> RecurrenceBackend for Autodiff
         x_proj: FloatTensor<Self>,
         w_hidden: FloatTensor<Self>,
         b_hidden: FloatTensor<Self>,
-        mask: FloatTensor<Self>,
+        rows: FloatTensor<Self>,
         arch: Arch,
         reverse: bool,
     ) -> FloatTensor<Self> {
         let nodes = [x_proj.node(), w_hidden.node(), b_hidden.node()];
-        let (x, w, b, mask) =
-            (x_proj.into_primitive(), w_hidden.into_primitive(), b_hidden.into_primitive(), mask.into_primitive());
+        let (x, w, b, rows) =
+            (x_proj.into_primitive(), w_hidden.into_primitive(), b_hidden.into_primitive(), rows.into_primitive());
         match RecurrenceGrad.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let (outputs, cache) = B::recurrence_with_cache(x, w.clone(), b, mask.clone(), arch, reverse);
-                prep.finish((w, mask, outputs.clone(), cache, arch, reverse), outputs)
+                let (outputs, cache) = B::recurrence_with_cache(x, w.clone(), b, rows.clone(), arch, reverse);
+                prep.finish((w, rows, outputs.clone(), cache, arch, reverse), outputs)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::recurrence(x, w, b, mask, arch, reverse)),
+            OpsKind::UnTracked(prep) => prep.finish(B::recurrence(x, w, b, rows, arch, reverse)),
         }
     }
 
@@ -765,7 +790,7 @@ impl<B: RecurrenceBackend, C: CheckpointStrategy> RecurrenceBackend for Autodiff
         _x_proj: FloatTensor<Self>,
         _w_hidden: FloatTensor<Self>,
         _b_hidden: FloatTensor<Self>,
-        _mask: FloatTensor<Self>,
+        _rows: FloatTensor<Self>,
         _arch: Arch,
         _reverse: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
@@ -774,7 +799,7 @@ impl<B: RecurrenceBackend, C: CheckpointStrategy> RecurrenceBackend for Autodiff
 
     fn recurrence_backward(
         _w_hidden: FloatTensor<Self>,
-        _mask: FloatTensor<Self>,
+        _rows: FloatTensor<Self>,
         _outputs: FloatTensor<Self>,
         _cache: FloatTensor<Self>,
         _grad: FloatTensor<Self>,

@@ -152,28 +152,25 @@ fn gradients(model: &SentimentModel, grads: &burn::tensor::Gradients) -> Vec<Vec
     collect.1
 }
 
-/// The fused recurrence against the step-by-step reference on a padded batch of mixed lengths
-/// (empty included):
-/// the same logits and the same gradient for every parameter, for every cell, uni- and
-/// bidirectional, one and two layers.
-#[test]
-fn fused_recurrence_matches_the_reference_cell() {
-    let device = Device::flex().autodiff();
+/// The fused recurrence against the step-by-step reference on `device`, on a padded batch of
+/// mixed lengths (empty included): the same logits and the same gradient for every parameter,
+/// for every cell, uni- and bidirectional, one and two layers.
+fn assert_fused_matches_reference(device: &Device) {
     for arch in [Arch::Rnn, Arch::Lstm, Arch::Gru] {
         for (bidirectional, layers) in [(false, 1), (true, 2)] {
             let Bundle { model, manifest } = bundle(arch, bidirectional, layers);
-            let model = model.to_device(&device).train();
-            // 26 reviews: enough for the fused path to split the batch across threads.
+            let model = model.to_device(device).train();
+            // 26 reviews: enough for the CPU's fused path to split the batch across threads.
             let texts = examples().into_iter().map(|e| e.text).chain(FIXED_TEXTS.iter().map(|t| t.to_string()));
             let ids: Vec<Vec<usize>> =
                 texts.map(|t| xinsheng_core::classifier::encode(&manifest.tokenizer, &manifest.vocab, &t)).collect();
             let run = |recurrence: Recurrence| {
                 let model = model.clone().with_recurrence(recurrence);
-                let logits = model.forward(&model.batch(&ids, &device));
+                let logits = model.forward(&model.batch(&ids, device));
                 // A loss that weighs every logit differently, so no gradient cancels out.
                 let [rows, classes] = logits.dims();
                 let weights =
-                    Tensor::<1, Int>::arange(0..(rows * classes) as i64, &device).float().reshape([rows, classes]);
+                    Tensor::<1, Int>::arange(0..(rows * classes) as i64, device).float().reshape([rows, classes]);
                 let grads = (logits.clone() * (weights + 1.0)).sum().backward();
                 (logits.into_data().try_to_vec::<f32>().unwrap(), gradients(&model, &grads))
             };
@@ -192,6 +189,21 @@ fn fused_recurrence_matches_the_reference_cell() {
             assert!(fused_grads.iter().flatten().any(|g| g.abs() > 1e-3), "{case}: gradients are all ~0");
         }
     }
+}
+
+#[test]
+fn fused_recurrence_matches_the_reference_cell() {
+    assert_fused_matches_reference(&Device::flex().autodiff());
+}
+
+/// The CubeCL kernels (the browser's WebGPU path), natively on wgpu: over lavapipe on a
+/// machine without a GPU (Debian's mesa-vulkan-drivers).
+#[cfg(feature = "wgpu")]
+#[test]
+fn fused_recurrence_kernels_on_wgpu_match_the_reference_cell() {
+    use burn::tensor::DeviceKind;
+    assert!(xinsheng_core::recurrence::fused_on(&Device::wgpu(DeviceKind::Cpu)));
+    assert_fused_matches_reference(&Device::wgpu(DeviceKind::Cpu).autodiff());
 }
 
 #[test]
