@@ -1,12 +1,12 @@
 //! Embedding → stacked (bi)directional RNN / LSTM / GRU → mean+max pooling → linear head.
 //!
-//! Where the device supports it ([`recurrence::fused_on`]) each layer-direction is one fused
-//! operation over the whole `[time, batch, _]` sequence: the input projection of every step in
-//! one matmul, then [`recurrence::recurrence`]. Elsewhere the step-by-step reference cell runs
-//! over time-major lists of `[batch, features]` tensors (slicing one `[batch, time, _]` tensor
-//! per step would make autodiff allocate a full-size gradient for every step, quadratic in the
-//! length). Both mask padded steps so that they leave the recurrent state unchanged: a review
-//! gives the same output alone or in a batch.
+//! Where the device supports it ([`recurrence::fused_on`]: the CPU, and WebGPU with the `wgpu`
+//! feature) each layer-direction is one fused operation over the real steps of the batch: the
+//! input projection of every step in one matmul, then [`recurrence::recurrence`]. Otherwise,
+//! and on request ([`Recurrence::Reference`], for tests and benchmarks), the step-by-step
+//! reference cell runs over time-major lists of `[batch, features]` tensors, about 30 tensor
+//! operations per step. Both leave the recurrent state unchanged on padded steps: a review gives
+//! the same output alone or in a batch.
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
@@ -398,7 +398,8 @@ impl SentimentModel {
                 let [time, size, dim] = x.dims();
                 (0..time).map(|t| x.clone().slice([t..t + 1, 0..size, 0..dim]).reshape([size, dim])).collect()
             };
-            // Split before dropout and the recurrence: their gradients stay per step.
+            // Per-step slices: autodiff gives each a full-size gradient, quadratic in the
+            // length, one reason the fused path exists.
             let masks = steps(batch.mask.clone());
             let mut sequence: Vec<Tensor<2>> = steps(inputs).into_iter().map(|x| self.dropout.forward(x)).collect();
             for layer in &self.layers[..last] {

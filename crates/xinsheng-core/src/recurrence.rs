@@ -184,9 +184,7 @@ impl RecurrenceBackend for Flex {
 
 /// Which sequences are real at each step, and where their packed rows start.
 struct Steps {
-    /// `[time, batch]`
-    mask: Vec<f32>,
-    /// Per step, the sequences whose mask is not 0.
+    /// Per step, the sequences that are real there (not padding).
     active: Vec<Vec<usize>>,
     /// Per step, the packed row of its first active sequence.
     first_row: Vec<usize>,
@@ -195,10 +193,9 @@ struct Steps {
 impl Steps {
     fn of(arch: Arch, rows: FlexTensor, w_hidden: &FlexTensor) -> (Steps, Dims) {
         let (rows, shape) = host(rows);
-        let mask: Vec<f32> = rows.iter().map(|&r| if r < 0.0 { 0.0 } else { 1.0 }).collect();
         let (time, batch) = (shape[0], shape[1]);
         let active: Vec<Vec<usize>> =
-            mask.chunks(batch.max(1)).take(time).map(|row| (0..batch).filter(|&s| row[s] != 0.0).collect()).collect();
+            rows.chunks(batch.max(1)).take(time).map(|step| (0..batch).filter(|&s| step[s] >= 0.0).collect()).collect();
         let first_row = active
             .iter()
             .scan(0, |row, step| {
@@ -208,7 +205,7 @@ impl Steps {
             })
             .collect();
         let hidden = w_hidden.layout().shape()[0];
-        (Steps { mask, active, first_row }, Dims::new(arch, time, batch, hidden))
+        (Steps { active, first_row }, Dims::new(arch, time, batch, hidden))
     }
 
     /// Rows of the packed inputs.
@@ -219,11 +216,9 @@ impl Steps {
     /// The steps of the sequences `range` alone, and the packed row (in `self`) of each of
     /// their packed rows.
     fn subset(&self, range: std::ops::Range<usize>) -> (Steps, Vec<usize>) {
-        let batch = self.mask.len() / self.active.len().max(1);
         let mut rows = Vec::new();
         let mut active = Vec::with_capacity(self.active.len());
         let mut first_row = Vec::with_capacity(self.active.len());
-        let mut mask = Vec::with_capacity(self.active.len() * range.len());
         for (t, step) in self.active.iter().enumerate() {
             first_row.push(rows.len());
             let mut local = Vec::new();
@@ -234,9 +229,8 @@ impl Steps {
                 }
             }
             active.push(local);
-            mask.extend_from_slice(&self.mask[t * batch + range.start..t * batch + range.end]);
         }
-        (Steps { mask, active, first_row }, rows)
+        (Steps { active, first_row }, rows)
     }
 }
 
@@ -528,7 +522,6 @@ mod cpu {
             matmul(&mut hp, &h_active, false, w, false, [n, width, hidden], true);
             for (k, &s) in active.iter().enumerate() {
                 let row = steps.first_row[t] + k;
-                let m = steps.mask[t * batch + s];
                 let x = &x_proj[row * width..(row + 1) * width];
                 let hp = &hp[k * width..(k + 1) * width];
                 let h = &mut h[s * hidden..(s + 1) * hidden];
@@ -541,9 +534,7 @@ mod cpu {
                         for ((g, &x), &hp) in gates.iter_mut().zip(x).zip(hp) {
                             *g = tanh(x + hp);
                         }
-                        for (h, &g) in h.iter_mut().zip(&gates) {
-                            *h += (g - *h) * m;
-                        }
+                        h.copy_from_slice(&gates);
                     }
                     Arch::Gru => {
                         let (rz, n) = gates.split_at_mut(2 * hidden);
@@ -555,7 +546,7 @@ mod cpu {
                             *n = tanh(x + r * hn);
                         }
                         for ((h, &z), &n) in h.iter_mut().zip(z).zip(n.iter()) {
-                            *h += (n + z * (*h - n) - *h) * m;
+                            *h = n + z * (*h - n);
                         }
                     }
                     Arch::Lstm => {
@@ -574,8 +565,8 @@ mod cpu {
                         let (g, o) = rest.split_at(hidden);
                         for j in 0..hidden {
                             c_new[j] = f[j] * c[j] + i[j] * g[j];
-                            c[j] += (c_new[j] - c[j]) * m;
-                            h[j] += (o[j] * tanh(c_new[j]) - h[j]) * m;
+                            c[j] = c_new[j];
+                            h[j] = o[j] * tanh(c_new[j]);
                         }
                     }
                 }
@@ -634,7 +625,6 @@ mod cpu {
             let first = steps.first_row[t];
             for (k, &s) in active.iter().enumerate() {
                 let row = first + k;
-                let m = steps.mask[t * batch + s];
                 let h_prev = match prev {
                     Some(p) => &outputs[(p * batch + s) * hidden..(p * batch + s + 1) * hidden],
                     None => &zeros[..],
@@ -646,10 +636,9 @@ mod cpu {
                 let dh_state = &mut d_h[s * hidden..(s + 1) * hidden];
                 let dc_state = &mut d_c[s * hidden..(s + 1) * hidden];
                 for j in 0..hidden {
-                    let dh = dh_state[j];
-                    // h = h_prev + m (h_new − h_prev)
-                    let dh_new = m * dh;
-                    let mut dh_prev = (1.0 - m) * dh;
+                    // The output's gradient and the next step's, through the new state.
+                    let dh_new = dh_state[j];
+                    let mut dh_prev = 0.0;
                     match d.arch {
                         Arch::Rnn => {
                             let h_new = cached[j];
@@ -676,11 +665,10 @@ mod cpu {
                         }
                         Arch::Lstm => {
                             let [i, f, g, o, c_new, c_prev] = std::array::from_fn(|slot| cached[slot * hidden + j]);
-                            // c = c_prev + m (c_new − c_prev); h_new = o tanh(c_new)
-                            let dc = dc_state[j];
+                            // c_new = f c_prev + i g; h_new = o tanh(c_new)
                             let tc = tanh(c_new);
-                            let dc_new = m * dc + dh_new * o * (1.0 - tc * tc);
-                            dc_state[j] = (1.0 - m) * dc + dc_new * f;
+                            let dc_new = dc_state[j] + dh_new * o * (1.0 - tc * tc);
+                            dc_state[j] = dc_new * f;
                             let gates = [
                                 dc_new * g * i * (1.0 - i),
                                 dc_new * c_prev * f * (1.0 - f),
