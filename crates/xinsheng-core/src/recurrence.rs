@@ -26,6 +26,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, backend_extension};
 use burn::tensor::{Device, Tensor, TensorData};
+use std::borrow::Cow;
 
 use crate::model::Arch;
 
@@ -122,10 +123,12 @@ pub trait RecurrenceBackend: Backend {
 
 type FlexTensor = FloatTensor<Flex>;
 
-fn host(tensor: FlexTensor) -> (Vec<f32>, Vec<usize>) {
-    let data = tensor.into_data().convert::<f32>();
-    let shape = data.shape().to_vec();
-    (data.try_into_vec::<f32>().expect("converted to f32"), shape)
+/// The tensor's values as f32, borrowed when they already are contiguous f32 (the usual case).
+fn values(tensor: &FlexTensor) -> Cow<'_, [f32]> {
+    match tensor.as_slice::<f32>() {
+        Some(slice) => Cow::Borrowed(slice),
+        None => Cow::Owned(tensor.clone().into_data().convert::<f32>().try_into_vec().expect("converted to f32")),
+    }
 }
 
 fn flex(values: Vec<f32>, shape: &[usize]) -> FlexTensor {
@@ -141,8 +144,8 @@ impl RecurrenceBackend for Flex {
         arch: Arch,
         reverse: bool,
     ) -> FlexTensor {
-        let (steps, dims) = Steps::of(arch, rows, &w_hidden);
-        let (x, w, b) = (host(x_proj).0, host(w_hidden).0, host(b_hidden).0);
+        let (steps, dims) = Steps::of(arch, &rows, &w_hidden);
+        let (x, w, b) = (values(&x_proj), values(&w_hidden), values(&b_hidden));
         let (outputs, _) = sharded::forward(&dims, &steps, reverse, &x, &w, &b, false);
         flex(outputs, &[dims.time, dims.batch, dims.hidden])
     }
@@ -155,8 +158,8 @@ impl RecurrenceBackend for Flex {
         arch: Arch,
         reverse: bool,
     ) -> (FlexTensor, FlexTensor) {
-        let (steps, dims) = Steps::of(arch, rows, &w_hidden);
-        let (x, w, b) = (host(x_proj).0, host(w_hidden).0, host(b_hidden).0);
+        let (steps, dims) = Steps::of(arch, &rows, &w_hidden);
+        let (x, w, b) = (values(&x_proj), values(&w_hidden), values(&b_hidden));
         let (outputs, cache) = sharded::forward(&dims, &steps, reverse, &x, &w, &b, true);
         (flex(outputs, &[dims.time, dims.batch, dims.hidden]), flex(cache, &[steps.real(), dims.cache()]))
     }
@@ -170,8 +173,8 @@ impl RecurrenceBackend for Flex {
         arch: Arch,
         reverse: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let (steps, dims) = Steps::of(arch, rows, &w_hidden);
-        let (w, outputs, cache, grad) = (host(w_hidden).0, host(outputs).0, host(cache).0, host(grad).0);
+        let (steps, dims) = Steps::of(arch, &rows, &w_hidden);
+        let (w, outputs, cache, grad) = (values(&w_hidden), values(&outputs), values(&cache), values(&grad));
         let grads = sharded::backward(&dims, &steps, reverse, &w, &outputs, &cache, &grad);
         let width = dims.width();
         (
@@ -191,9 +194,9 @@ struct Steps {
 }
 
 impl Steps {
-    fn of(arch: Arch, rows: FlexTensor, w_hidden: &FlexTensor) -> (Steps, Dims) {
-        let (rows, shape) = host(rows);
-        let (time, batch) = (shape[0], shape[1]);
+    fn of(arch: Arch, rows: &FlexTensor, w_hidden: &FlexTensor) -> (Steps, Dims) {
+        let [time, batch] = rows.layout().shape().dims::<2>();
+        let rows = values(rows);
         let active: Vec<Vec<usize>> =
             rows.chunks(batch.max(1)).take(time).map(|step| (0..batch).filter(|&s| step[s] >= 0.0).collect()).collect();
         let first_row = active
