@@ -36,6 +36,17 @@ fn cache_width(arch: Arch, hidden: usize) -> usize {
         }
 }
 
+/// The packed row of step-and-sequence `at`; row 0 for padding (whose results are masked out).
+#[cube]
+fn packed_row<F: Float>(rows: &Tensor<F>, at: usize) -> usize {
+    let value = rows[at];
+    let mut row = 0usize;
+    if value >= F::new(0.0) {
+        row = u32::cast_from(value) as usize;
+    }
+    row
+}
+
 #[cube]
 fn sigmoid<F: Float>(x: F) -> F {
     F::new(1.0) / (F::new(1.0) + (F::new(0.0) - x).exp())
@@ -82,14 +93,9 @@ fn forward_kernel<F: Float>(
         if reverse == 1 {
             t = time - 1 - step;
         }
-        let row_value = rows[t * batch + s];
-        let real = row_value >= F::new(0.0);
-        let mut m = F::new(0.0);
-        let mut row = 0usize;
-        if real {
-            m = F::new(1.0);
-            row = u32::cast_from(row_value) as usize;
-        }
+        let real = rows[t * batch + s] >= F::new(0.0);
+        let m = F::cast_from(real as u32);
+        let row = packed_row::<F>(rows, t * batch + s);
 
         // Hidden projection of every gate: hp = b + h · W.
         let mut g = UNIT_POS_X as usize;
@@ -206,14 +212,9 @@ fn backward_kernel<F: Float>(
         } else if has_prev {
             prev = t - 1;
         }
-        let row_value = rows[t * batch + s];
-        let real = row_value >= F::new(0.0);
-        let mut m = F::new(0.0);
-        let mut row = 0usize;
-        if real {
-            m = F::new(1.0);
-            row = u32::cast_from(row_value) as usize;
-        }
+        let real = rows[t * batch + s] >= F::new(0.0);
+        let m = F::cast_from(real as u32);
+        let row = packed_row::<F>(rows, t * batch + s);
         let x = row * width;
         let cached = row * cache_w;
 
