@@ -273,6 +273,13 @@ mod sharded {
         out
     }
 
+    /// The inverse of [`gather`]: `from`'s rows into `rows` of `into`.
+    fn scatter(into: &mut [f32], from: &[f32], rows: &[usize], width: usize) {
+        for (i, &r) in rows.iter().enumerate() {
+            into[r * width..(r + 1) * width].copy_from_slice(&from[i * width..(i + 1) * width]);
+        }
+    }
+
     /// `[time, batch, width]` → the sequences `range` of every step.
     fn sequences(from: &[f32], d: &Dims, range: &std::ops::Range<usize>, width: usize) -> Vec<f32> {
         let mut out = Vec::with_capacity(d.time * range.len() * width);
@@ -320,10 +327,7 @@ mod sharded {
         for (range, (part, part_cache, rows)) in ranges.iter().zip(parts) {
             put_sequences(&mut outputs, &part, d, range, d.hidden);
             if with_cache {
-                let width = d.cache();
-                for (i, &r) in rows.iter().enumerate() {
-                    cache[r * width..(r + 1) * width].copy_from_slice(&part_cache[i * width..(i + 1) * width]);
-                }
+                scatter(&mut cache, &part_cache, &rows, d.cache());
             }
         }
         (outputs, cache)
@@ -363,9 +367,7 @@ mod sharded {
             b_hidden: vec![0f32; width],
         };
         for (part, rows) in parts {
-            for (i, &r) in rows.iter().enumerate() {
-                total.x_proj[r * width..(r + 1) * width].copy_from_slice(&part.x_proj[i * width..(i + 1) * width]);
-            }
+            scatter(&mut total.x_proj, &part.x_proj, &rows, width);
             for (sum, value) in
                 total.w_hidden.iter_mut().zip(&part.w_hidden).chain(total.b_hidden.iter_mut().zip(&part.b_hidden))
             {
@@ -374,6 +376,16 @@ mod sharded {
         }
         total
     }
+}
+
+/// Values cached per real step for the backward pass, on every backend.
+fn cache_width(arch: Arch, hidden: usize) -> usize {
+    hidden
+        * match arch {
+            Arch::Rnn => 1,  // the new state
+            Arch::Gru => 4,  // reset, update, candidate, hidden projection of the candidate
+            Arch::Lstm => 6, // input, forget, cell, output gates, new cell, previous cell
+        }
 }
 
 /// Sizes of one recurrence.
@@ -397,12 +409,7 @@ impl Dims {
 
     /// Values cached per real step for the backward pass.
     fn cache(&self) -> usize {
-        self.hidden
-            * match self.arch {
-                Arch::Rnn => 1,  // the new state
-                Arch::Gru => 4,  // reset, update, candidate, hidden projection of the candidate
-                Arch::Lstm => 6, // input, forget, cell, output gates, new cell, previous cell
-            }
+        cache_width(self.arch, self.hidden)
     }
 
     /// Steps in the order the recurrence visits them.

@@ -12,28 +12,19 @@ use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::RecurrenceBackend;
+use super::{RecurrenceBackend, cache_width};
 use crate::model::Arch;
 
 /// Units per cube: WebGPU guarantees 256 invocations per workgroup.
 const MAX_UNITS: u32 = 256;
 
+/// The kernels' compile-time name for `arch` (0 RNN, 1 GRU, 2 LSTM).
 fn code(arch: Arch) -> u32 {
     match arch {
         Arch::Rnn => 0,
         Arch::Gru => 1,
         Arch::Lstm => 2,
     }
-}
-
-/// Values cached per real step (as the CPU path's `Dims::cache`).
-fn cache_width(arch: Arch, hidden: usize) -> usize {
-    hidden
-        * match arch {
-            Arch::Rnn => 1,
-            Arch::Gru => 4,
-            Arch::Lstm => 6,
-        }
 }
 
 /// The packed row of step-and-sequence `at`; row 0 for padding (whose results are masked out).
