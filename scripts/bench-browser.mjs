@@ -17,7 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
-import { ROOT, launch, startServer } from '../tests/browser/harness.mjs';
+import { ROOT, countDispatches, launch, startServer } from '../tests/browser/harness.mjs';
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
@@ -48,19 +48,6 @@ const TFJS_FILES = {
 const TFJS_PAGE = `<!doctype html><meta charset="utf-8"><title>TensorFlow.js bench</title>
 <script src="/tfjs/tf.min.js"></script><script src="/tfjs/tf-backend-wasm.min.js"></script>
 <script src="/tfjs/tf-backend-webgpu.min.js"></script>`;
-
-// Counts WebGPU compute dispatches, page-wide.
-function countDispatches() {
-  window.__dispatches = 0;
-  if (typeof GPUComputePassEncoder === 'undefined') return;
-  for (const name of ['dispatchWorkgroups', 'dispatchWorkgroupsIndirect']) {
-    const original = GPUComputePassEncoder.prototype[name];
-    GPUComputePassEncoder.prototype[name] = function (...a) {
-      window.__dispatches++;
-      return original.apply(this, a);
-    };
-  }
-}
 
 async function xinshengRow(page, backend) {
   return page.evaluate(

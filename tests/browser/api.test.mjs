@@ -7,7 +7,15 @@ import { readFileSync, mkdtempSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, inBrowser, startServer, nativePredict, writeTemp, assertSamePredictions } from './harness.mjs';
+import {
+  ROOT,
+  countDispatches,
+  inBrowser,
+  startServer,
+  nativePredict,
+  writeTemp,
+  assertSamePredictions,
+} from './harness.mjs';
 
 // Odd inputs included on purpose: empty, whitespace, emoji, English, traditional, very long.
 const TEXTS = [
@@ -49,21 +57,15 @@ test('WebGPU: auto picks WebGPU; classify equals native predict; dispatches inde
   await inBrowser({ webgpu: true }, apiPage(), async ({ page, errors }) => {
     // SwiftShader runs every dispatch on the CPU: keep this small.
     const texts = TEXTS.slice(0, 3);
+    await page.evaluate(countDispatches);
     const result = await page.evaluate(async (texts) => {
-      // Counts WebGPU compute dispatches.
-      let dispatches = 0;
-      const dispatch = GPUComputePassEncoder.prototype.dispatchWorkgroups;
-      GPUComputePassEncoder.prototype.dispatchWorkgroups = function (...args) {
-        dispatches++;
-        return dispatch.apply(this, args);
-      };
       const { Classifier } = await import('/xinsheng.js');
       const clf = await Classifier.load({ backend: 'auto' });
       const predictions = await clf.classify(texts);
       const dispatchesFor = async (text) => {
-        const before = dispatches;
+        const before = window.__dispatches;
         await clf.classify([text]);
-        return dispatches - before;
+        return window.__dispatches - before;
       };
       const perForward = [await dispatchesFor('好'), await dispatchesFor('质量很好，'.repeat(30))];
       const explained = await clf.explain('质量太差了');

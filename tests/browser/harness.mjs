@@ -27,6 +27,22 @@ export async function launch({ webgpu }) {
   });
 }
 
+/**
+ * Runs in the page (`page.addInitScript` or `page.evaluate`): counts WebGPU compute dispatches
+ * page-wide in `window.__dispatches`.
+ */
+export function countDispatches() {
+  window.__dispatches = 0;
+  if (typeof GPUComputePassEncoder === 'undefined') return;
+  for (const name of ['dispatchWorkgroups', 'dispatchWorkgroupsIndirect']) {
+    const original = GPUComputePassEncoder.prototype[name];
+    GPUComputePassEncoder.prototype[name] = function (...args) {
+      window.__dispatches++;
+      return original.apply(this, args);
+    };
+  }
+}
+
 /** Starts scripts/serve.mjs on a free port; resolves to { url, close }. */
 export function startServer() {
   return new Promise((resolvePromise, reject) => {
