@@ -216,6 +216,32 @@ pub struct Fitted {
 }
 
 /// Trains `model` (on a plain device; training runs on its autodiff twin).
+/// Running mean loss and accuracy over the examples of an epoch so far, as progress reports
+/// show them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EpochTally {
+    loss_sum: f64,
+    correct: usize,
+    seen: usize,
+}
+
+impl EpochTally {
+    /// Adds one batch of `size` examples: its mean loss and how many it got right.
+    pub fn add(&mut self, loss: f64, correct: usize, size: usize) {
+        self.loss_sum += loss * size as f64;
+        self.correct += correct;
+        self.seen += size;
+    }
+
+    pub fn loss(&self) -> f64 {
+        self.loss_sum / self.seen.max(1) as f64
+    }
+
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.seen.max(1) as f64
+    }
+}
+
 pub fn fit(
     model: SentimentModel,
     train: &Encoded,
@@ -234,20 +260,16 @@ pub fn fit(
     for epoch in 1..=options.epochs {
         epochs_run = epoch;
         let plan = batches(train, options.batch_size, &mut rng);
-        let (mut loss_sum, mut correct_sum, mut seen) = (0.0, 0usize, 0usize);
+        let mut tally = EpochTally::default();
         for (b, indices) in plan.iter().enumerate() {
             let (loss, correct) = trainer.step(train, indices);
-            let loss: f64 = loss.into_scalar::<f32>() as f64;
-            let correct = correct.into_scalar::<i64>() as usize;
-            loss_sum += loss * indices.len() as f64;
-            correct_sum += correct;
-            seen += indices.len();
+            tally.add(loss.into_scalar::<f32>() as f64, correct.into_scalar::<i64>() as usize, indices.len());
             on_event(Event::Batch {
                 epoch,
                 batch: b + 1,
                 batches: plan.len(),
-                loss: loss_sum / seen as f64,
-                accuracy: correct_sum as f64 / seen as f64,
+                loss: tally.loss(),
+                accuracy: tally.accuracy(),
             });
         }
         let current = trainer.model.valid();
@@ -262,8 +284,8 @@ pub fn fit(
         }
         on_event(Event::Epoch {
             epoch,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_accuracy: correct_sum as f64 / seen.max(1) as f64,
+            train_loss: tally.loss(),
+            train_accuracy: tally.accuracy(),
             valid: metrics,
             best: improved,
         });

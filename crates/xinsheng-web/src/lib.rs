@@ -13,7 +13,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use xinsheng_core::classifier::{TokenWeight, inference_batches, scatter_rows};
 use xinsheng_core::rng::SplitMix64;
-use xinsheng_core::train::{Encoded, Freeze, Trainer, batches, with_labels_of};
+use xinsheng_core::train::{Encoded, EpochTally, Freeze, Trainer, batches, with_labels_of};
 use xinsheng_core::{Bundle, Classifier, Example, Precision, Prediction, SentimentModel, TokenizerKind};
 
 thread_local! {
@@ -240,20 +240,17 @@ impl Engine {
         self.classifier.device.seed(seed);
         let mut trainer = Trainer::new(model, lr, options.freeze.unwrap_or_default());
         let mut rng = SplitMix64::new(seed);
-        let (mut steps, mut loss, mut accuracy) = (0, 0.0, 0.0);
+        let (mut steps, mut tally) = (0, EpochTally::default());
         for epoch in 1..=epochs {
             let plan = batches(&data, batch_size, &mut rng);
-            let (mut loss_sum, mut correct_sum, mut seen) = (0.0, 0usize, 0usize);
+            tally = EpochTally::default();
             for (step, indices) in plan.iter().enumerate() {
                 let (step_loss, correct) = trainer.step(&data, indices);
                 let step_loss = step_loss.into_scalar_async::<f32>().await.map_err(js_error)? as f64;
                 let correct = correct.into_scalar_async::<i64>().await.map_err(js_error)? as usize;
-                loss_sum += step_loss * indices.len() as f64;
-                correct_sum += correct;
-                seen += indices.len();
+                tally.add(step_loss, correct, indices.len());
                 steps += 1;
-                loss = loss_sum / seen as f64;
-                accuracy = correct_sum as f64 / seen as f64;
+                let (loss, accuracy) = (tally.loss(), tally.accuracy());
                 if let Some(callback) = &on_progress {
                     let report = to_js(&Progress { epoch, epochs, step: step + 1, steps: plan.len(), loss, accuracy })?;
                     callback.call1(&JsValue::NULL, &report).map_err(|e| {
@@ -268,7 +265,7 @@ impl Engine {
         }
         let labels = manifest.labels.clone();
         self.classifier.bundle = Bundle { manifest, model: trainer.model.valid() };
-        to_js(&FineTuneSummary { epochs, steps, loss, accuracy, labels })
+        to_js(&FineTuneSummary { epochs, steps, loss: tally.loss(), accuracy: tally.accuracy(), labels })
     }
 
     /// The current model as bundle bytes (`"f16"` halves the size; `"f32"` keeps every bit).
