@@ -215,7 +215,6 @@ pub struct Fitted {
     pub epochs_run: usize,
 }
 
-/// Trains `model` (on a plain device; training runs on its autodiff twin).
 /// Running mean loss and accuracy over the examples of an epoch so far, as progress reports
 /// show them.
 #[derive(Clone, Copy, Debug, Default)]
@@ -242,6 +241,7 @@ impl EpochTally {
     }
 }
 
+/// Trains `model` (on a plain device; training runs on its autodiff twin).
 pub fn fit(
     model: SentimentModel,
     train: &Encoded,
