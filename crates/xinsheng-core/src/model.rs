@@ -309,6 +309,7 @@ impl Batch {
         }
         let lengths: Vec<f32> = sequences.iter().map(|s| s.len().max(1) as f32).collect();
         let (positions, rows) = recurrence::pack(&mask);
+        let real = positions.len();
         let packed: Vec<i64> = positions.into_iter().map(|i| i as i64).collect();
         let bigrams = bigrams.map(|table| {
             let mut pair_ids = vec![PAD_ID as i64; time * batch];
@@ -321,7 +322,7 @@ impl Batch {
         });
         Batch {
             bigrams,
-            packed: Tensor::from_data(TensorData::new(packed.clone(), [packed.len()]), device),
+            packed: Tensor::from_data(TensorData::new(packed, [real]), device),
             rows: Tensor::from_data(TensorData::new(rows, [time, batch]), device),
             tokens: Tensor::from_data(TensorData::new(ids, [time, batch]), device),
             mask: Tensor::from_data(TensorData::new(mask, [time, batch, 1]), device),
@@ -417,11 +418,7 @@ impl SentimentModel {
             let mut sequence = self.drop(pack(inputs));
             for layer in &self.layers[..last] {
                 let (forward, backward) = layer.run_fused_split(self.arch, sequence, &batch.rows);
-                let outputs = match backward {
-                    None => forward,
-                    Some(backward) => Tensor::cat(vec![forward, backward], 2),
-                };
-                sequence = self.drop(pack(outputs));
+                sequence = self.drop(pack(join_directions(forward, backward)));
             }
             self.layers[last].run_fused_split(self.arch, sequence, &batch.rows)
         } else {
@@ -452,11 +449,7 @@ impl SentimentModel {
     /// Class logits, `[batch, classes]`.
     pub fn forward(&self, batch: &Batch) -> Tensor<2> {
         let Encoding { forward, backward, bigrams } = self.encode(batch);
-        let sequence = match backward {
-            None => forward,
-            Some(backward) => Tensor::cat(vec![forward, backward], 2),
-        };
-        let mut pooled = pool(sequence, batch.mask.clone(), batch.lengths.clone());
+        let mut pooled = pool(join_directions(forward, backward), batch.mask.clone(), batch.lengths.clone());
         if let Some(bigrams) = bigrams {
             let [_, size, dim] = bigrams.dims();
             let sum = (bigrams * batch.mask.clone()).sum_dim(0).reshape([size, dim]);
@@ -505,6 +498,15 @@ impl SentimentModel {
         head.bias = bias.map(burn::module::Param::from_tensor);
         self.head = head;
         self
+    }
+}
+
+/// A layer's outputs `[time, batch, hidden]` per direction, side by side:
+/// `[time, batch, directions · hidden]`.
+fn join_directions(forward: Tensor<3>, backward: Option<Tensor<3>>) -> Tensor<3> {
+    match backward {
+        None => forward,
+        Some(backward) => Tensor::cat(vec![forward, backward], 2),
     }
 }
 
