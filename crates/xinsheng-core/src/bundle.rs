@@ -57,6 +57,15 @@ pub struct Manifest {
     /// Free-form record of how the model was made (hyper-parameters, data, command).
     #[serde(default)]
     pub training: serde_json::Value,
+    /// Calibration temperature: probabilities are `softmax(logits / temperature)` everywhere
+    /// (see [`crate::calibration`]); 1 leaves the logits as trained. Bundles made before
+    /// calibration existed read as 1.
+    #[serde(default = "unit_temperature")]
+    pub temperature: f64,
+}
+
+fn unit_temperature() -> f64 {
+    1.0
 }
 
 impl Manifest {
@@ -70,6 +79,7 @@ impl Manifest {
             bigrams: None,
             metrics: None,
             training: serde_json::Value::Null,
+            temperature: 1.0,
         }
     }
 
@@ -81,6 +91,9 @@ impl Manifest {
             ));
         }
         self.config.validate()?;
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err(format!("temperature must be a positive number, got {}", self.temperature));
+        }
         self.vocab.validate()?;
         if self.labels.len() != self.config.num_classes {
             return Err(format!("{} labels for {} model outputs", self.labels.len(), self.config.num_classes));

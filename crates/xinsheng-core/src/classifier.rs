@@ -8,6 +8,7 @@ use burn::tensor::{Device, Tensor};
 use serde::Serialize;
 
 use crate::bundle::Bundle;
+use crate::model::SentimentModel;
 use crate::tokenizer::Tokenizer;
 use crate::vocab::{UNK_ID, Vocab};
 
@@ -64,10 +65,24 @@ impl Classifier {
         encode(&self.bundle.manifest.tokenizer, &self.bundle.manifest.vocab, text)
     }
 
-    /// Softmax probabilities for a batch of encoded texts, `[batch, classes]`.
-    pub fn probabilities_tensor(&self, ids: &[Vec<usize>]) -> Tensor<2> {
+    /// Raw (uncalibrated) class logits for a batch of encoded texts, `[batch, classes]`.
+    pub fn logits_tensor(&self, ids: &[Vec<usize>]) -> Tensor<2> {
         let batch = self.bundle.model.batch(ids, &self.device);
-        softmax(self.bundle.model.forward(&batch), 1)
+        self.bundle.model.forward(&batch)
+    }
+
+    /// Calibrated probabilities for a batch of encoded texts, `[batch, classes]`:
+    /// `softmax(logits / T)` with the bundle's temperature `T`. Every path (CLI, browser,
+    /// widget) reads probabilities through here.
+    pub fn probabilities_tensor(&self, ids: &[Vec<usize>]) -> Tensor<2> {
+        let logits = self.logits_tensor(ids);
+        let temperature = self.bundle.manifest.temperature;
+        softmax(if temperature == 1.0 { logits } else { logits / temperature }, 1)
+    }
+
+    /// Raw logits for each encoded text, in input order (for fitting the temperature).
+    pub fn logits_of(&self, encoded: &[Vec<usize>]) -> Vec<Vec<f32>> {
+        logits_of(&self.bundle.model, encoded, &self.device)
     }
 
     /// Probabilities for each text, in input order.
@@ -78,13 +93,7 @@ impl Classifier {
 
     /// Probabilities for each encoded text, in input order.
     pub fn probabilities_of(&self, encoded: &[Vec<usize>]) -> Vec<Vec<f32>> {
-        let mut out = vec![Vec::new(); encoded.len()];
-        for chunk in inference_batches(encoded) {
-            let ids: Vec<Vec<usize>> = chunk.iter().map(|&i| encoded[i].clone()).collect();
-            let flat: Vec<f32> = self.probabilities_tensor(&ids).into_data().try_into_vec().expect("f32 probabilities");
-            scatter_rows(&mut out, &chunk, &flat);
-        }
-        out
+        rows_of(encoded, |ids| self.probabilities_tensor(ids))
     }
 
     /// The prediction for `text` and what drove it: for each token, how much the predicted
@@ -123,6 +132,22 @@ impl Classifier {
     pub fn predict(&self, texts: &[&str]) -> Vec<Prediction> {
         self.probabilities(texts).iter().map(|p| self.prediction(p)).collect()
     }
+}
+
+/// Raw logits of `model` (in inference mode) for each encoded text, in input order.
+pub fn logits_of(model: &SentimentModel, encoded: &[Vec<usize>], device: &Device) -> Vec<Vec<f32>> {
+    rows_of(encoded, |ids| model.forward(&model.batch(ids, device)))
+}
+
+/// `[batch, classes]` rows of `compute` over inference batches, back in input order.
+fn rows_of(encoded: &[Vec<usize>], compute: impl Fn(&[Vec<usize>]) -> Tensor<2>) -> Vec<Vec<f32>> {
+    let mut out = vec![Vec::new(); encoded.len()];
+    for chunk in inference_batches(encoded) {
+        let ids: Vec<Vec<usize>> = chunk.iter().map(|&i| encoded[i].clone()).collect();
+        let flat: Vec<f32> = compute(&ids).into_data().try_into_vec().expect("f32 rows");
+        scatter_rows(&mut out, &chunk, &flat);
+    }
+    out
 }
 
 /// Batches of input indices for inference: similar lengths share a batch, so little time goes

@@ -192,6 +192,93 @@ fn jsonl_rows(name: &str, text: &str) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// One row of a teacher file: a text, its gold label if the file gives one, and the
+/// teacher's probability of each label.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TeacherRow {
+    pub text: String,
+    pub label: Option<String>,
+    /// In the order of the `labels` the file was read for; sums to 1.
+    pub probs: Vec<f32>,
+}
+
+/// Reads a teacher file (see [`parse_teacher`]) from disk.
+pub fn read_teacher(path: &str, labels: &[String]) -> Result<Vec<TeacherRow>> {
+    let format = Format::from_name(path)?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_string(), source })?;
+    parse_teacher(path, &bytes, format, labels)
+}
+
+/// Parses a teacher file: TSV or CSV with a header naming a `text` column and one `p_LABEL`
+/// column per label of `labels` (for two labels one column is enough, the other being its
+/// complement, as in `p_positive`), optionally `label` and other columns (ignored).
+/// Probabilities must lie in [0, 1] and sum to 1 within 0.01 (they are then normalised).
+/// Rows with empty text are skipped. Errors name the file and line.
+pub fn parse_teacher(name: &str, bytes: &[u8], format: Format, labels: &[String]) -> Result<Vec<TeacherRow>> {
+    let text = utf8(name, bytes)?;
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    let mut builder = csv::ReaderBuilder::new();
+    builder.has_headers(true).flexible(false);
+    match format {
+        Format::Tsv => builder.delimiter(b'\t').quoting(false),
+        Format::Csv => &mut builder,
+        Format::Jsonl => {
+            return Err(Error::data(name, None, "teacher files are .tsv or .csv with text and p_LABEL columns"));
+        }
+    };
+    let mut reader = builder.from_reader(text.as_bytes());
+    let line_of = |e: &csv::Error| e.position().map(|p| p.line() as usize);
+    let header = reader.headers().map_err(|e| Error::data(name, line_of(&e), e.to_string()))?.clone();
+    let find = |col: &str| header.iter().position(|h| h.trim() == col);
+    let text_col = find("text").ok_or_else(|| Error::data(name, Some(1), "the header has no 'text' column"))?;
+    let label_col = find("label");
+    let prob_cols: Vec<Option<usize>> = labels.iter().map(|l| find(&format!("p_{l}"))).collect();
+    let missing: Vec<&String> = labels.iter().zip(&prob_cols).filter(|(_, c)| c.is_none()).map(|(l, _)| l).collect();
+    if missing.len() > usize::from(labels.len() == 2) {
+        let wanted: Vec<String> = labels.iter().map(|l| format!("p_{l}")).collect();
+        return Err(Error::data(
+            name,
+            Some(1),
+            format!("the header needs the teacher's probability columns {} (found {:?})", wanted.join(", "), header),
+        ));
+    }
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| Error::data(name, line_of(&e), format!("malformed row: {e}")))?;
+        let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
+        let text = record[text_col].to_string();
+        if text.trim().is_empty() {
+            continue;
+        }
+        let mut probs = Vec::with_capacity(labels.len());
+        for (label, col) in labels.iter().zip(&prob_cols) {
+            let Some(col) = col else {
+                probs.push(f32::NAN); // the complement, filled in below
+                continue;
+            };
+            let field = record[*col].trim();
+            let p: f32 = field.parse().ok().filter(|p: &f32| (0.0..=1.0).contains(p)).ok_or_else(|| {
+                Error::data(name, Some(line), format!("p_{label} must be a probability in [0, 1], found '{field}'"))
+            })?;
+            probs.push(p);
+        }
+        if let Some(slot) = probs.iter().position(|p| p.is_nan()) {
+            probs[slot] = 1.0 - probs[1 - slot];
+        }
+        let sum: f32 = probs.iter().sum();
+        if (sum - 1.0).abs() > 0.01 {
+            return Err(Error::data(name, Some(line), format!("the probabilities sum to {sum}, not 1")));
+        }
+        probs.iter_mut().for_each(|p| *p /= sum);
+        let label = label_col.map(|c| record[c].trim().to_string()).filter(|l| !l.is_empty());
+        rows.push(TeacherRow { text, label, probs });
+    }
+    if rows.is_empty() {
+        return Err(Error::data(name, None, "no teacher rows with non-empty text"));
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +310,31 @@ mod tests {
         assert!(err(b"", Format::Tsv).contains("empty"));
         assert!(err(b"label,text\na,b,c\n", Format::Csv).contains("malformed CSV"));
         assert!(Format::from_name("x.xlsx").is_err());
+    }
+
+    #[test]
+    fn teacher_files_give_probabilities_in_label_order() {
+        let labels = vec!["negative".to_string(), "positive".to_string()];
+        let tsv = "label\tp_positive\ttext\npositive\t0.9\t很好\n\t0.25\t一般\n";
+        let rows = parse_teacher("t.tsv", tsv.as_bytes(), Format::Tsv, &labels).unwrap();
+        assert_eq!(rows[0], TeacherRow { text: "很好".into(), label: Some("positive".into()), probs: vec![0.1, 0.9] });
+        assert_eq!(rows[1].label, None);
+        assert!((rows[1].probs[0] - 0.75).abs() < 1e-6);
+        let three: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let csv = "text,p_a,p_b,p_c\n\"x, y\",0.2,0.3,0.5\n";
+        assert_eq!(parse_teacher("t.csv", csv.as_bytes(), Format::Csv, &three).unwrap()[0].probs, [0.2, 0.3, 0.5]);
+        let err = |s: &str, labels: &[String]| {
+            parse_teacher("t.tsv", s.as_bytes(), Format::Tsv, labels).unwrap_err().to_string()
+        };
+        assert!(err("p_a\ttext\n0.5\tx\n", &three).contains("p_a, p_b, p_c"));
+        assert_eq!(
+            err("p_positive\ttext\n1.5\tx\n", &labels),
+            "t.tsv:2: p_positive must be a probability in [0, 1], found '1.5'"
+        );
+        assert_eq!(
+            err("p_negative\tp_positive\ttext\n0.5\t0.7\tx\n", &labels),
+            "t.tsv:2: the probabilities sum to 1.2, not 1"
+        );
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! ([`classifier`]), plus the bundle format ([`bundle`]), datasets ([`data`]), training
 //! ([`train`]) and metrics ([`metrics`]).
 
+pub mod arch;
 pub mod bundle;
+pub mod calibration;
 pub mod classifier;
 pub mod data;
 pub mod error;
@@ -20,6 +22,6 @@ pub use classifier::{Classifier, Prediction};
 pub use data::{Example, read_examples};
 pub use error::{Error, Result};
 pub use metrics::Metrics;
-pub use model::{Arch, ModelConfig, Recurrence, SentimentModel};
+pub use model::{Arch, ModelConfig, Pooling, Recurrence, SentimentModel};
 pub use tokenizer::{Tokenizer, TokenizerKind};
 pub use vocab::Vocab;

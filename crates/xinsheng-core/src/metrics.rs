@@ -25,6 +25,10 @@ pub struct Metrics {
     pub macro_f1: f64,
     pub per_class: BTreeMap<String, ClassMetrics>,
     pub confusion: Confusion,
+    /// Expected calibration error of the top label (15 equal-width bins), when the
+    /// probabilities were at hand ([`crate::calibration::expected_calibration_error`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ece: Option<f64>,
 }
 
 fn ratio(num: usize, den: usize) -> f64 {
@@ -57,7 +61,19 @@ impl Metrics {
             macro_f1: if n == 0 { 0.0 } else { f1_sum / n as f64 },
             per_class,
             confusion: Confusion { labels: labels.to_vec(), matrix },
+            ece: None,
         }
+    }
+
+    /// The metrics of the most probable class of each row of `probs`, with the expected
+    /// calibration error of those probabilities (15 bins).
+    pub fn from_probabilities(labels: &[String], truth: &[usize], probs: &[Vec<f32>]) -> Metrics {
+        let predicted: Vec<usize> = probs
+            .iter()
+            .map(|row| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i))
+            .collect();
+        let ece = crate::calibration::expected_calibration_error(probs, truth, crate::calibration::ECE_BINS);
+        Metrics { ece: Some(ece), ..Metrics::compute(labels, truth, &predicted) }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Embedding → stacked (bi)directional RNN / LSTM / GRU → mean+max pooling → linear head.
+//! Embedding → stacked (bi)directional RNN / LSTM / GRU → pooling (mean+max, optionally the final states) → linear head.
 //!
 //! Where the device supports it ([`recurrence::fused_on`]: the CPU, and WebGPU with the `wgpu`
 //! feature) each layer-direction is one fused operation over the real steps of the batch: the
@@ -16,51 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use std::sync::Arc;
 
+pub use crate::arch::Arch;
 use crate::recurrence::{self, recurrence};
 use crate::rng::SplitMix64;
 use crate::vocab::{Bigrams, PAD_ID};
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    Rnn,
-    #[default]
-    Lstm,
-    Gru,
-}
-
-impl Arch {
-    /// Gate blocks per step: the input and hidden projections are `gates * hidden` wide.
-    pub(crate) fn gates(self) -> usize {
-        match self {
-            Arch::Rnn => 1,
-            Arch::Lstm => 4,
-            Arch::Gru => 3,
-        }
-    }
-}
-
-impl std::str::FromStr for Arch {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "rnn" => Ok(Arch::Rnn),
-            "lstm" => Ok(Arch::Lstm),
-            "gru" => Ok(Arch::Gru),
-            other => Err(format!("unknown architecture '{other}' (expected rnn, lstm or gru)")),
-        }
-    }
-}
-
-impl std::fmt::Display for Arch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Arch::Rnn => "rnn",
-            Arch::Lstm => "lstm",
-            Arch::Gru => "gru",
-        })
-    }
-}
 
 /// Everything needed to rebuild the model's shapes; saved in every bundle.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -78,6 +37,44 @@ pub struct ModelConfig {
     pub bigram_vocab_size: usize,
     #[serde(default)]
     pub bigram_dim: usize,
+    /// What the head sees of the recurrent outputs (bundles made before this option read as
+    /// [`Pooling::MeanMax`]).
+    #[serde(default)]
+    pub pooling: Pooling,
+}
+
+/// How the recurrent outputs `[time, batch, width]` become the head's features.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pooling {
+    /// Mean and max over the real steps: `2 · width` features.
+    #[default]
+    MeanMax,
+    /// Mean and max, plus each direction's final state (the forward direction at the last
+    /// real step, the backward one at the first): `3 · width` features. The final states
+    /// have read the whole review, so a verdict in its last sentence is not averaged away.
+    MeanMaxLast,
+}
+
+impl Pooling {
+    /// Head features per unit of recurrent output width.
+    fn widths(self) -> usize {
+        match self {
+            Pooling::MeanMax => 2,
+            Pooling::MeanMaxLast => 3,
+        }
+    }
+}
+
+impl std::str::FromStr for Pooling {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "mean-max" => Ok(Pooling::MeanMax),
+            "mean-max-last" => Ok(Pooling::MeanMaxLast),
+            other => Err(format!("unknown pooling '{other}' (expected mean-max or mean-max-last)")),
+        }
+    }
 }
 
 impl ModelConfig {
@@ -131,9 +128,10 @@ impl ModelConfig {
                 .then(|| EmbeddingConfig::new(self.bigram_vocab_size, self.bigram_dim).init(device)),
             layers,
             dropout: DropoutConfig::new(self.dropout).init(),
-            // Mean and max pooling of the recurrent outputs, and the mean bigram embedding.
-            head: LinearConfig::new(2 * width + self.bigram_dim(), self.num_classes).init(device),
+            // Pooled recurrent outputs, and the mean bigram embedding.
+            head: LinearConfig::new(self.pooling.widths() * width + self.bigram_dim(), self.num_classes).init(device),
             arch: self.arch,
+            pooling: self.pooling,
             bigrams: None,
             recurrence: Recurrence::Fused,
         }
@@ -263,6 +261,8 @@ pub struct SentimentModel {
     #[module(skip)]
     arch: Arch,
     #[module(skip)]
+    pooling: Pooling,
+    #[module(skip)]
     bigrams: Option<Arc<Bigrams>>,
     #[module(skip)]
     recurrence: Recurrence,
@@ -285,6 +285,8 @@ pub struct Batch {
     pub mask: Tensor<3>,
     /// `[batch, 1]`: the number of real tokens (at least 1).
     pub lengths: Tensor<2>,
+    /// `[time, batch, 1]`: 1 at each sequence's last real step, 0 elsewhere.
+    pub last: Tensor<3>,
     /// `[real tokens]`: the positions `t · batch + s` of the real tokens, time-major (the
     /// packed rows of [`recurrence::recurrence`]).
     pub packed: Tensor<1, Int>,
@@ -308,6 +310,10 @@ impl Batch {
             }
         }
         let lengths: Vec<f32> = sequences.iter().map(|s| s.len().max(1) as f32).collect();
+        let mut last = vec![0f32; time * batch];
+        for (b, seq) in sequences.iter().enumerate() {
+            last[(seq.len().max(1) - 1) * batch + b] = 1.0;
+        }
         let (positions, rows) = recurrence::pack(&mask);
         let real = positions.len();
         let packed: Vec<i64> = positions.into_iter().map(|i| i as i64).collect();
@@ -326,6 +332,7 @@ impl Batch {
             rows: Tensor::from_data(TensorData::new(rows, [time, batch]), device),
             tokens: Tensor::from_data(TensorData::new(ids, [time, batch]), device),
             mask: Tensor::from_data(TensorData::new(mask, [time, batch, 1]), device),
+            last: Tensor::from_data(TensorData::new(last, [time, batch, 1]), device),
             lengths: Tensor::from_data(TensorData::new(lengths, [batch, 1]), device),
         }
     }
@@ -449,7 +456,21 @@ impl SentimentModel {
     /// Class logits, `[batch, classes]`.
     pub fn forward(&self, batch: &Batch) -> Tensor<2> {
         let Encoding { forward, backward, bigrams } = self.encode(batch);
+        let finals = (self.pooling == Pooling::MeanMaxLast).then(|| {
+            let [_, size, hidden] = forward.dims();
+            let last_forward = (forward.clone() * batch.last.clone()).sum_dim(0).reshape([size, hidden]);
+            match &backward {
+                None => last_forward,
+                Some(b) => Tensor::cat(
+                    vec![last_forward, b.clone().slice([0..1, 0..size, 0..hidden]).reshape([size, hidden])],
+                    1,
+                ),
+            }
+        });
         let mut pooled = pool(join_directions(forward, backward), batch.mask.clone(), batch.lengths.clone());
+        if let Some(finals) = finals {
+            pooled = Tensor::cat(vec![pooled, finals], 1);
+        }
         if let Some(bigrams) = bigrams {
             let [_, size, dim] = bigrams.dims();
             let sum = (bigrams * batch.mask.clone()).sum_dim(0).reshape([size, dim]);
@@ -538,6 +559,7 @@ mod tests {
             num_classes: 2,
             bigram_vocab_size: 0,
             bigram_dim: 0,
+            pooling: Pooling::MeanMax,
         };
         let model = config.init(&device);
         let ones = || Tensor::<2>::ones([100, 100], &device);

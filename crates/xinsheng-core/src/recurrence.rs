@@ -28,7 +28,7 @@ use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, backend_e
 use burn::tensor::{Device, Tensor, TensorData};
 use std::borrow::Cow;
 
-use crate::model::Arch;
+use crate::arch::Arch;
 
 /// Runs one direction of one recurrent layer; see the module documentation for the layouts.
 pub fn recurrence(
@@ -425,7 +425,7 @@ impl Dims {
 
 mod cpu {
     use super::{Dims, Steps};
-    use crate::model::Arch;
+    use crate::arch::Arch;
 
     /// `exp(x)` to about 2 ulp, branch-free so that loops over slices vectorise (libm's `expf`
     /// is a call per element). Cephes' polynomial after the usual range reduction.

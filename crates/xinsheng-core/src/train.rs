@@ -7,12 +7,13 @@ use burn::nn::loss::CrossEntropyLoss;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::Bundle;
 use crate::classifier::{encode, inference_batches};
-use crate::data::Example;
+use crate::data::{Example, TeacherRow};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::model::SentimentModel;
@@ -51,19 +52,69 @@ pub struct TrainOptions {
     /// Stop after this many epochs without a better validation accuracy.
     pub patience: usize,
     pub freeze: Freeze,
+    /// Knowledge distillation from the teacher probabilities in [`Encoded::teacher`].
+    #[serde(default)]
+    pub distill: Distillation,
 }
 
 impl Default for TrainOptions {
     fn default() -> Self {
-        TrainOptions { epochs: 10, batch_size: 64, lr: 2e-3, seed: 42, patience: 3, freeze: Freeze::None }
+        TrainOptions {
+            epochs: 10,
+            batch_size: 64,
+            lr: 2e-3,
+            seed: 42,
+            patience: 3,
+            freeze: Freeze::None,
+            distill: Distillation::default(),
+        }
     }
 }
 
-/// Texts already turned into ids, with class indices.
+/// How much the teacher's probabilities count (Hinton et al., 2015, "Distilling the Knowledge
+/// in a Neural Network"). Per example,
+/// `loss = α · T² · KL(teacher ‖ softmax(logits / T)) + (1 − α) · cross-entropy(gold)`;
+/// an example without a gold label (a transfer text) keeps only the first term, one without
+/// teacher probabilities only the cross-entropy (with weight 1). The batch loss is the mean.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Distillation {
+    /// α, the teacher term's weight, in [0, 1].
+    pub weight: f64,
+    /// T, the distillation temperature (> 0): above 1 softens both distributions.
+    pub temperature: f64,
+}
+
+impl Default for Distillation {
+    fn default() -> Self {
+        Distillation { weight: 0.5, temperature: 1.0 }
+    }
+}
+
+impl Distillation {
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if !(0.0..=1.0).contains(&self.weight) {
+            return Err(format!("the distillation weight must be in [0, 1], got {}", self.weight));
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err(format!("the distillation temperature must be positive, got {}", self.temperature));
+        }
+        Ok(())
+    }
+}
+
+/// Texts already turned into ids, with class indices and, for distillation, the teacher's
+/// probabilities.
 #[derive(Clone, Debug, Default)]
 pub struct Encoded {
     pub ids: Vec<Vec<usize>>,
+    /// The gold class of each example; for an example without one (see `gold`), the
+    /// teacher's most probable class, used only for the running accuracy.
     pub labels: Vec<usize>,
+    /// Per example, the teacher's probability of each class (in label order), or an empty
+    /// list where the teacher gave none. Empty altogether without distillation.
+    pub teacher: Vec<Vec<f32>>,
+    /// Per example, whether `labels` holds a gold label. Empty means all do.
+    pub gold: Vec<bool>,
 }
 
 impl Encoded {
@@ -91,7 +142,39 @@ impl Encoded {
                 })
             })
             .collect::<Result<Vec<usize>>>()?;
-        Ok(Encoded { ids, labels: classes })
+        Ok(Encoded { ids, labels: classes, ..Encoded::default() })
+    }
+
+    /// Attaches teacher probabilities, one list per example (empty where there is none).
+    pub fn with_teacher(mut self, teacher: Vec<Vec<f32>>) -> Encoded {
+        assert_eq!(teacher.len(), self.len(), "one teacher entry per example");
+        self.teacher = teacher;
+        self
+    }
+
+    /// Appends examples known only through the teacher (no gold label), such as augmented
+    /// transfer texts: `probs` in label order.
+    pub fn push_teacher_only(&mut self, ids: Vec<usize>, probs: Vec<f32>) {
+        let n = self.len();
+        if self.teacher.is_empty() {
+            self.teacher = vec![Vec::new(); n];
+        }
+        if self.gold.is_empty() {
+            self.gold = vec![true; n];
+        }
+        let argmax = probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+        self.ids.push(ids);
+        self.labels.push(argmax);
+        self.teacher.push(probs);
+        self.gold.push(false);
+    }
+
+    fn is_gold(&self, i: usize) -> bool {
+        self.gold.get(i).copied().unwrap_or(true)
+    }
+
+    fn teacher_of(&self, i: usize) -> Option<&[f32]> {
+        self.teacher.get(i).filter(|p| !p.is_empty()).map(Vec::as_slice)
     }
 
     pub fn len(&self) -> usize {
@@ -101,6 +184,65 @@ impl Encoded {
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
+}
+
+/// What [`attach_teacher`] did with a teacher's rows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TeacherMatch {
+    /// Training examples that got the teacher's probabilities.
+    pub matched: usize,
+    /// Training examples the teacher did not score (trained on cross-entropy alone).
+    pub unmatched: usize,
+    /// Teacher rows added as examples without a gold label (transfer texts).
+    pub transfer: usize,
+    /// Teacher rows skipped because their text is a validation text.
+    pub held_out: usize,
+    /// Teacher rows skipped because an earlier row had the same text.
+    pub duplicates: usize,
+}
+
+/// Adds a teacher's probabilities to `train` (encoded from `examples`, in order): a row whose
+/// text is a training text gives that example its probabilities; any other row becomes an
+/// example with no gold label (a transfer text), except a text of `held_out` (validation
+/// data), which is skipped so that validation stays unseen. Texts are matched exactly.
+pub fn attach_teacher(
+    mut train: Encoded,
+    examples: &[Example],
+    rows: &[TeacherRow],
+    held_out: &[Example],
+    encode: &dyn Fn(&str) -> Vec<usize>,
+) -> (Encoded, TeacherMatch) {
+    use std::collections::{HashMap, HashSet};
+    let mut by_text: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, e) in examples.iter().enumerate() {
+        by_text.entry(e.text.as_str()).or_default().push(i);
+    }
+    let held_out: HashSet<&str> = held_out.iter().map(|e| e.text.as_str()).collect();
+    let mut teacher = vec![Vec::new(); train.len()];
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut stats = TeacherMatch::default();
+    let mut transfer = Vec::new();
+    for row in rows {
+        if !seen.insert(row.text.as_str()) {
+            stats.duplicates += 1;
+        } else if let Some(indices) = by_text.get(row.text.as_str()) {
+            for &i in indices {
+                teacher[i] = row.probs.clone();
+            }
+        } else if held_out.contains(row.text.as_str()) {
+            stats.held_out += 1;
+        } else {
+            transfer.push(row);
+        }
+    }
+    stats.matched = teacher.iter().filter(|p| !p.is_empty()).count();
+    stats.unmatched = train.len() - stats.matched;
+    stats.transfer = transfer.len();
+    train = train.with_teacher(teacher);
+    for row in transfer {
+        train.push_teacher_only(encode(&row.text), row.probs.clone());
+    }
+    (train, stats)
 }
 
 /// Progress reports, in order: many `Batch`es, then one `Epoch`, per epoch.
@@ -150,12 +292,19 @@ pub struct Trainer {
     pub model: SentimentModel,
     optim: ModuleOptimizer,
     lr: f64,
+    distill: Distillation,
     device: Device,
 }
 
 impl Trainer {
     /// Trains `model` (given on a plain device) on that device's autodiff twin.
     pub fn new(model: SentimentModel, lr: f64, freeze: Freeze) -> Self {
+        Trainer::with_distillation(model, lr, freeze, Distillation::default())
+    }
+
+    /// [`Trainer::new`] with the weights of the teacher term (used when the data carries
+    /// teacher probabilities).
+    pub fn with_distillation(model: SentimentModel, lr: f64, freeze: Freeze, distill: Distillation) -> Self {
         let device = model.head.weight.device().autodiff();
         let mut model = model.to_device(&device).train();
         if matches!(freeze, Freeze::Embedding | Freeze::Encoder) {
@@ -165,7 +314,7 @@ impl Trainer {
             model.layers = model.layers.into_iter().map(|l| l.no_grad()).collect();
         }
         let optim = AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(5.0))).init();
-        Trainer { model, optim, lr, device }
+        Trainer { model, optim, lr, distill, device }
     }
 
     /// One update on the examples `indices` of `data`; returns the mean loss and the number
@@ -177,11 +326,59 @@ impl Trainer {
         let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [indices.len()]), &self.device);
         let logits = self.model.forward(&batch);
         let correct = logits.clone().argmax(1).squeeze_dim::<1>(1).equal(targets.clone()).int().sum();
-        let loss = CrossEntropyLoss::new(None, &self.device).forward(logits, targets);
+        let distilling = indices.iter().any(|&i| data.teacher_of(i).is_some() || !data.is_gold(i));
+        let loss = if distilling {
+            self.distillation_loss(data, indices, logits)
+        } else {
+            CrossEntropyLoss::new(None, &self.device).forward(logits, targets)
+        };
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.model = self.optim.step(self.lr, self.model.clone(), grads);
         (loss.detach(), correct)
     }
+}
+
+impl Trainer {
+    /// The mean over the batch of `α · T² · KL(teacher_T ‖ softmax(logits / T)) + (1 − α) · CE`
+    /// (see [`Distillation`]; `teacher_T` is the teacher softened by the same T), as `-Σ (ce_target · log p + kd_target · log p_T) / n + constant`
+    /// where both targets are built on the host: the one-hot gold class weighted by its
+    /// cross-entropy weight, and the teacher's probabilities weighted by `α · T²`. The
+    /// constant (the teacher's entropy term) makes the value a true KL; it has no gradient.
+    fn distillation_loss(&self, data: &Encoded, indices: &[usize], logits: Tensor<2>) -> Tensor<1> {
+        let [n, classes] = logits.dims();
+        let Distillation { weight: alpha, temperature: t } = self.distill;
+        let mut ce_target = vec![0f32; n * classes];
+        let mut kd_target = vec![0f32; n * classes];
+        let mut constant = 0f64;
+        for (row, &i) in indices.iter().enumerate() {
+            let teacher = data.teacher_of(i);
+            let kd_weight = if teacher.is_some() { alpha * t * t } else { 0.0 };
+            let ce_weight = match (data.is_gold(i), teacher.is_some()) {
+                (false, _) => 0.0,
+                (true, true) => 1.0 - alpha,
+                (true, false) => 1.0,
+            };
+            ce_target[row * classes + data.labels[i]] = ce_weight as f32;
+            for (c, p) in soften(teacher.unwrap_or(&[]), t).into_iter().enumerate().take(classes) {
+                kd_target[row * classes + c] = (kd_weight * p) as f32;
+                if p > 0.0 {
+                    constant += kd_weight * p * p.ln();
+                }
+            }
+        }
+        let target = |values: Vec<f32>| Tensor::<2>::from_data(TensorData::new(values, [n, classes]), &self.device);
+        let ce = (target(ce_target) * log_softmax(logits.clone(), 1)).sum();
+        let kd = (target(kd_target) * log_softmax(logits / t, 1)).sum();
+        (ce + kd).neg() / n as f64 + constant / n as f64
+    }
+}
+
+/// A distribution softened by temperature `t`, as if its logits were divided by `t`:
+/// `p_i^(1/t) / Σ_j p_j^(1/t)`. Zero probabilities stay zero.
+fn soften(probs: &[f32], t: f64) -> Vec<f64> {
+    let powered: Vec<f64> = probs.iter().map(|&p| if p > 0.0 { (p as f64).powf(1.0 / t) } else { 0.0 }).collect();
+    let sum: f64 = powered.iter().sum();
+    powered.into_iter().map(|p| if sum > 0.0 { p / sum } else { 0.0 }).collect()
 }
 
 /// Class predicted for each example of `data` by an inference-mode model.
@@ -205,6 +402,31 @@ pub fn predict_classes(model: &SentimentModel, data: &Encoded, device: &Device) 
 
 pub fn evaluate(model: &SentimentModel, data: &Encoded, labels: &[String], device: &Device) -> Metrics {
     Metrics::compute(labels, &data.labels, &predict_classes(model, data, device))
+}
+
+/// Calibration of a bundle on labelled data: the fitted temperature and the expected
+/// calibration error (15 bins) before and after.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    pub temperature: f64,
+    pub ece_before: f64,
+    pub ece_after: f64,
+}
+
+/// Fits the bundle's temperature on `data` (usually validation data) so that its
+/// probabilities are calibrated ([`crate::calibration::fit_temperature`]), stores it in the
+/// manifest and reports ECE before (at the bundle's previous temperature) and after.
+pub fn calibrate(bundle: &mut Bundle, data: &Encoded, device: &Device) -> Calibration {
+    use crate::calibration::{ECE_BINS, expected_calibration_error, fit_temperature, softmax_at};
+    let logits = crate::classifier::logits_of(&bundle.model, &data.ids, device);
+    let probs_at = |t: f64| -> Vec<Vec<f32>> {
+        logits.iter().map(|row| softmax_at(row, t).into_iter().map(|p| p as f32).collect()).collect()
+    };
+    let ece_before = expected_calibration_error(&probs_at(bundle.manifest.temperature), &data.labels, ECE_BINS);
+    let temperature = fit_temperature(&logits, &data.labels);
+    bundle.manifest.temperature = temperature;
+    let ece_after = expected_calibration_error(&probs_at(temperature), &data.labels, ECE_BINS);
+    Calibration { temperature, ece_before, ece_after }
 }
 
 /// Result of [`fit`]: the best weights (by validation accuracy, or the last without
@@ -252,7 +474,7 @@ pub fn fit(
 ) -> Fitted {
     let device = model.head.weight.device();
     device.seed(options.seed);
-    let mut trainer = Trainer::new(model, options.lr, options.freeze);
+    let mut trainer = Trainer::with_distillation(model, options.lr, options.freeze, options.distill);
     let mut rng = SplitMix64::new(options.seed);
     let mut best: Option<(f64, SentimentModel, Option<Metrics>)> = None;
     let mut since_best = 0;
@@ -387,6 +609,7 @@ pub fn pretrain(
     let data = Encoded {
         ids: long_enough.iter().map(|&i| texts.ids[i].clone()).collect(),
         labels: vec![0; long_enough.len()],
+        ..Encoded::default()
     };
     let loss_fn = CrossEntropyLoss::new(Some(PAD_ID), &autodiff);
     for epoch in 1..=options.epochs {

@@ -6,9 +6,14 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Int, Tensor};
 use xinsheng_core::bundle::{Bundle, Manifest, Precision};
 use xinsheng_core::data::Example;
-use xinsheng_core::train::{Encoded, Freeze, TrainOptions, Trainer, finetune, fit};
+use xinsheng_core::data::TeacherRow;
+use xinsheng_core::train::{
+    Distillation, Encoded, Freeze, TrainOptions, Trainer, attach_teacher, calibrate, finetune, fit,
+};
 use xinsheng_core::vocab::Bigrams;
-use xinsheng_core::{Arch, Classifier, ModelConfig, Recurrence, SentimentModel, Tokenizer, TokenizerKind, Vocab};
+use xinsheng_core::{
+    Arch, Classifier, ModelConfig, Pooling, Recurrence, SentimentModel, Tokenizer, TokenizerKind, Vocab,
+};
 
 const POSITIVE: &[&str] = &["很好", "非常好", "质量好", "喜欢", "好用", "满意", "很满意", "推荐", "不错", "好评"];
 const NEGATIVE: &[&str] = &["很差", "太差了", "质量差", "失望", "难用", "不满意", "退货", "垃圾", "糟糕", "差评"];
@@ -35,6 +40,7 @@ fn config(arch: Arch, bidirectional: bool, layers: usize, vocab: &Vocab) -> Mode
         num_classes: 2,
         bigram_vocab_size: 0,
         bigram_dim: 0,
+        pooling: Default::default(),
     }
 }
 
@@ -47,6 +53,15 @@ fn bundle(arch: Arch, bidirectional: bool, layers: usize) -> Bundle {
     let device = Device::flex();
     device.seed(7);
     Bundle { model: config.init(&device), manifest: Manifest::new(config, tokenizer, labels(), vocab) }
+}
+
+/// A fresh bundle whose head also sees the recurrent layer's final states.
+fn bundle_with_final_states(arch: Arch, bidirectional: bool, layers: usize) -> Bundle {
+    let Bundle { mut manifest, .. } = bundle(arch, bidirectional, layers);
+    manifest.config.pooling = Pooling::MeanMaxLast;
+    let device = Device::flex();
+    device.seed(7);
+    Bundle { model: manifest.config.init(&device), manifest }
 }
 
 /// A bundle whose model also reads character bigrams.
@@ -108,7 +123,15 @@ fn every_architecture_learns_a_tiny_dataset() {
 fn fit_keeps_the_best_epoch_and_reports_progress() {
     let classifier = Classifier::new(bundle(Arch::Gru, false, 1), Device::flex());
     let data = encoded(&classifier, &examples());
-    let options = TrainOptions { epochs: 30, batch_size: 8, lr: 1e-2, seed: 1, patience: 30, freeze: Freeze::None };
+    let options = TrainOptions {
+        epochs: 30,
+        batch_size: 8,
+        lr: 1e-2,
+        seed: 1,
+        patience: 30,
+        freeze: Freeze::None,
+        ..TrainOptions::default()
+    };
     let mut epochs = 0;
     let fitted = fit(classifier.bundle.model.clone(), &data, Some(&data), classifier.labels(), &options, &mut |e| {
         if matches!(e, xinsheng_core::train::Event::Epoch { .. }) {
@@ -126,6 +149,8 @@ fn padding_does_not_change_predictions() {
         bundle(Arch::Lstm, true, 2),
         bundle(Arch::Gru, true, 1),
         bundle_with_bigrams(Arch::Gru),
+        bundle_with_final_states(Arch::Gru, true, 1),
+        bundle_with_final_states(Arch::Lstm, false, 2),
     ] {
         let classifier = Classifier::new(bundle, Device::flex());
         let together = classifier.probabilities(FIXED_TEXTS);
@@ -154,11 +179,16 @@ fn gradients(model: &SentimentModel, grads: &burn::tensor::Gradients) -> Vec<Vec
 
 /// The fused recurrence against the step-by-step reference on `device`, on a padded batch of
 /// mixed lengths (empty included): the same logits and the same gradient for every parameter,
-/// for every cell, uni- and bidirectional, one and two layers.
+/// for every cell, uni- and bidirectional, one and two layers, pooled with and without the
+/// final states.
 fn assert_fused_matches_reference(device: &Device) {
     for arch in [Arch::Rnn, Arch::Lstm, Arch::Gru] {
-        for (bidirectional, layers) in [(false, 1), (true, 2)] {
-            let Bundle { model, manifest } = bundle(arch, bidirectional, layers);
+        for (bidirectional, layers, finals) in [(false, 1, false), (true, 2, false), (true, 1, true)] {
+            let Bundle { model, manifest } = if finals {
+                bundle_with_final_states(arch, bidirectional, layers)
+            } else {
+                bundle(arch, bidirectional, layers)
+            };
             let model = model.to_device(device).train();
             // 26 reviews: enough for the CPU's fused path to split the batch across threads.
             let texts = examples().into_iter().map(|e| e.text).chain(FIXED_TEXTS.iter().map(|t| t.to_string()));
@@ -176,7 +206,7 @@ fn assert_fused_matches_reference(device: &Device) {
             };
             let (fused_logits, fused_grads) = run(Recurrence::Fused);
             let (reference_logits, reference_grads) = run(Recurrence::Reference);
-            let case = format!("{arch}, bidirectional {bidirectional}, {layers} layers");
+            let case = format!("{arch}, bidirectional {bidirectional}, {layers} layers, final states {finals}");
             let diff = fused_logits.iter().zip(&reference_logits).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(diff < 1e-4, "{case}: logits differ by {diff}");
             assert_eq!(fused_grads.len(), reference_grads.len());
@@ -252,7 +282,15 @@ fn finetuning_adds_a_neutral_class_and_learns_it() {
     let mut data = examples();
     let neutral = ["一般", "还行吧", "中规中矩", "普普通通"];
     data.extend(neutral.iter().map(|t| Example { label: "中立".into(), text: t.to_string() }));
-    let options = TrainOptions { epochs: 80, batch_size: 32, lr: 1e-2, seed: 3, patience: 80, freeze: Freeze::None };
+    let options = TrainOptions {
+        epochs: 80,
+        batch_size: 32,
+        lr: 1e-2,
+        seed: 3,
+        patience: 80,
+        freeze: Freeze::None,
+        ..TrainOptions::default()
+    };
 
     // Frozen encoder: only the head learns, and the old classes start from their old weights.
     let frozen = TrainOptions { epochs: 1, lr: 0.0, freeze: Freeze::Encoder, ..options.clone() };
@@ -282,7 +320,15 @@ fn finetuning_adds_a_neutral_class_and_learns_it() {
 fn explain_points_at_the_words_that_carry_the_sentiment() {
     let classifier = Classifier::new(bundle(Arch::Gru, true, 1), Device::flex());
     let data = encoded(&classifier, &examples());
-    let options = TrainOptions { epochs: 40, batch_size: 20, lr: 1e-2, seed: 5, patience: 40, freeze: Freeze::None };
+    let options = TrainOptions {
+        epochs: 40,
+        batch_size: 20,
+        lr: 1e-2,
+        seed: 5,
+        patience: 40,
+        freeze: Freeze::None,
+        ..TrainOptions::default()
+    };
     let fitted = fit(classifier.bundle.model.clone(), &data, None, classifier.labels(), &options, &mut |_| {});
     let trained =
         Classifier::new(Bundle { manifest: classifier.bundle.manifest.clone(), model: fitted.model }, Device::flex());
@@ -307,4 +353,126 @@ fn assert_same_prediction(a: &xinsheng_core::Prediction, b: &xinsheng_core::Pred
     for (label, p) in &a.probs {
         assert!((p - b.probs[label]).abs() < 1e-6, "{a:?} vs {b:?}");
     }
+}
+
+/// log-softmax of one row of logits, divided by `t` first.
+fn log_softmax_at(logits: &[f32], t: f64) -> Vec<f64> {
+    let p = xinsheng_core::calibration::softmax_at(logits, t);
+    p.into_iter().map(f64::ln).collect()
+}
+
+#[test]
+fn distillation_loss_is_the_documented_mix_of_kl_and_cross_entropy() {
+    let classifier = Classifier::new(bundle(Arch::Gru, false, 1), Device::flex());
+    let texts = ["很好", "太差了", "还行吧"];
+    let logits = classifier.logits_of(&texts.iter().map(|t| classifier.encode(t)).collect::<Vec<_>>());
+    // Gold + teacher, gold alone, and a transfer text known only through the teacher.
+    let gold = [
+        Example { label: "正面".into(), text: texts[0].into() },
+        Example { label: "负面".into(), text: texts[1].into() },
+    ];
+    let rows = [
+        TeacherRow { text: texts[0].into(), label: None, probs: vec![0.8, 0.2] },
+        TeacherRow { text: texts[2].into(), label: None, probs: vec![0.3, 0.7] },
+        TeacherRow { text: "一般".into(), label: None, probs: vec![0.5, 0.5] },
+    ];
+    let encode = |t: &str| classifier.encode(t);
+    let held_out = [Example { label: "正面".into(), text: "一般".into() }];
+    let (data, stats) = attach_teacher(encoded(&classifier, &gold), &gold, &rows, &held_out, &encode);
+    assert_eq!((stats.matched, stats.unmatched, stats.transfer, stats.held_out), (1, 1, 1, 1));
+    assert_eq!(data.len(), 3);
+
+    let (alpha, t) = (0.7, 2.0);
+    let kl = |teacher: &[f64], row: &[f32]| -> f64 {
+        let soft: Vec<f64> = teacher.iter().map(|p| p.powf(1.0 / t)).collect();
+        let sum: f64 = soft.iter().sum();
+        let log_q = log_softmax_at(row, t);
+        soft.iter().zip(&log_q).map(|(p, q)| p / sum * ((p / sum).ln() - q)).sum()
+    };
+    let ce = |class: usize, row: &[f32]| -log_softmax_at(row, 1.0)[class];
+    let expected = (alpha * t * t * kl(&[0.8, 0.2], &logits[0])
+        + (1.0 - alpha) * ce(0, &logits[0])
+        + ce(1, &logits[1])
+        + alpha * t * t * kl(&[0.3, 0.7], &logits[2]))
+        / 3.0;
+    let distill = Distillation { weight: alpha, temperature: t };
+    let mut trainer = Trainer::with_distillation(classifier.bundle.model.clone(), 0.0, Freeze::None, distill);
+    let (loss, correct) = trainer.step(&data, &[0, 1, 2]);
+    let loss = loss.into_scalar::<f32>() as f64;
+    assert!((loss - expected).abs() < 1e-4, "loss {loss}, expected {expected}");
+    // The transfer text counts as right when the student agrees with the teacher.
+    let agrees = |row: &[f32], class: usize| usize::from(row[class] > row[1 - class]);
+    let want = agrees(&logits[0], 0) + agrees(&logits[1], 1) + agrees(&logits[2], 1);
+    assert_eq!(correct.into_scalar::<i64>() as usize, want);
+}
+
+#[test]
+fn a_student_learns_what_only_the_teacher_knows() {
+    // Gold data never shows 棒 or 坑; the teacher's transfer texts do.
+    let mut vocab_texts = examples();
+    vocab_texts.extend(["棒", "坑"].map(|t| Example { label: "正面".into(), text: t.into() }));
+    let tokenizer = Tokenizer::new(TokenizerKind::Char, 32);
+    let tokens: Vec<Vec<String>> = vocab_texts.iter().map(|e| tokenizer.tokenize(&e.text)).collect();
+    let vocab = Vocab::build(tokens.iter().map(Vec::as_slice), 1, 100);
+    let config = config(Arch::Gru, true, 1, &vocab);
+    let device = Device::flex();
+    device.seed(11);
+    let bundle = Bundle { model: config.init(&device), manifest: Manifest::new(config, tokenizer, labels(), vocab) };
+    let classifier = Classifier::new(bundle, Device::flex());
+    let encode = |t: &str| classifier.encode(t);
+    let rows: Vec<TeacherRow> = ["棒", "真棒", "很棒", "太棒了"]
+        .iter()
+        .map(|t| TeacherRow { text: t.to_string(), label: None, probs: vec![0.95, 0.05] })
+        .chain(["坑", "真坑", "很坑", "太坑了"].iter().map(|t| TeacherRow {
+            text: t.to_string(),
+            label: None,
+            probs: vec![0.05, 0.95],
+        }))
+        .collect();
+    let (data, _) = attach_teacher(encoded(&classifier, &examples()), &examples(), &rows, &[], &encode);
+    let options = TrainOptions {
+        epochs: 40,
+        batch_size: 28,
+        lr: 1e-2,
+        seed: 5,
+        patience: 40,
+        distill: Distillation { weight: 0.8, temperature: 1.0 },
+        ..TrainOptions::default()
+    };
+    let fitted = fit(classifier.bundle.model.clone(), &data, None, classifier.labels(), &options, &mut |_| {});
+    let trained =
+        Classifier::new(Bundle { manifest: classifier.bundle.manifest.clone(), model: fitted.model }, Device::flex());
+    let labels: Vec<String> = trained.predict(&["好棒", "好坑"]).into_iter().map(|p| p.label).collect();
+    assert_eq!(labels, ["正面", "负面"]);
+}
+
+#[test]
+fn the_calibration_temperature_scales_every_probability_and_survives_a_round_trip() {
+    let mut bundle = bundle(Arch::Gru, true, 1);
+    let device = Device::flex();
+    let plain =
+        Classifier::new(Bundle { manifest: bundle.manifest.clone(), model: bundle.model.clone() }, device.clone());
+    let ids: Vec<Vec<usize>> = FIXED_TEXTS.iter().map(|t| plain.encode(t)).collect();
+    let logits = plain.logits_of(&ids);
+
+    let data = encoded(&plain, &examples());
+    let fitted = calibrate(&mut bundle, &data, &device);
+    assert!(fitted.ece_after <= fitted.ece_before + 1e-9, "{fitted:?}");
+    assert_eq!(bundle.manifest.temperature, fitted.temperature);
+
+    bundle.manifest.temperature = 2.5;
+    let bytes = bundle.to_bytes(Precision::F32).unwrap();
+    let reloaded = Classifier::new(Bundle::from_bytes("t", bytes, &device).unwrap(), device.clone());
+    assert_eq!(reloaded.bundle.manifest.temperature, 2.5);
+    let probs = reloaded.probabilities(FIXED_TEXTS);
+    for (row, p) in logits.iter().zip(&probs) {
+        let want = xinsheng_core::calibration::softmax_at(row, 2.5);
+        assert!((p[0] as f64 - want[0]).abs() < 1e-5, "{p:?} vs {want:?}");
+    }
+
+    let mut bad = reloaded.bundle.manifest.clone();
+    bad.temperature = 0.0;
+    let bytes = Bundle { manifest: bad, model: reloaded.bundle.model.clone() }.to_bytes(Precision::F16).unwrap();
+    let err = Bundle::from_bytes("cold", bytes, &device).err().unwrap().to_string();
+    assert!(err.contains("temperature must be a positive number"), "{err}");
 }

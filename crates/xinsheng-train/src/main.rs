@@ -11,10 +11,12 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use xinsheng_core::bundle::{Bundle, Manifest, Precision};
 use xinsheng_core::classifier::{encode, encode_tokens};
-use xinsheng_core::data::{Dataset, read_examples};
-use xinsheng_core::train::{Encoded, Event, Freeze, TrainOptions, evaluate, finetune, fit, pretrain};
+use xinsheng_core::data::{Dataset, read_examples, read_teacher};
+use xinsheng_core::train::{
+    Calibration, Distillation, Encoded, Event, Freeze, TrainOptions, attach_teacher, calibrate, finetune, fit, pretrain,
+};
 use xinsheng_core::vocab::Bigrams;
-use xinsheng_core::{Arch, Classifier, Metrics, ModelConfig, Tokenizer, TokenizerKind, Vocab};
+use xinsheng_core::{Arch, Classifier, Metrics, ModelConfig, Pooling, Tokenizer, TokenizerKind, Vocab};
 
 #[derive(Parser)]
 #[command(name = "xinsheng", version, about = "心声 xinsheng: Chinese sentiment classification with recurrent networks", long_about = None)]
@@ -37,9 +39,10 @@ enum Command {
 
 #[derive(Args)]
 struct TrainArgs {
-    /// Training data: .tsv, .csv or .jsonl with `label` and `text`
-    #[arg(long)]
-    data: PathBuf,
+    /// Training data: .tsv, .csv or .jsonl with `label` and `text`; repeat to train on several
+    /// files together (e.g. the corpus and the targeted augmentation in data/augment/)
+    #[arg(long, required = true)]
+    data: Vec<PathBuf>,
     /// Validation data (same formats) for early stopping and model selection
     #[arg(long)]
     valid: Option<PathBuf>,
@@ -97,6 +100,22 @@ struct TrainArgs {
     /// Weight precision in the bundle
     #[arg(long, default_value = "f16", value_parser = ["f16", "f32"])]
     precision: String,
+    /// What the head sees of the recurrent outputs: `mean-max` pools over time;
+    /// `mean-max-last` adds each direction's final state (helps verdicts at the end of long texts)
+    #[arg(long, default_value = "mean-max", value_parser = ["mean-max", "mean-max-last"])]
+    pooling: String,
+    /// Teacher probabilities to distil (repeatable): .tsv or .csv with `text` and one `p_LABEL`
+    /// column per label (`p_positive` alone for two labels). Rows whose text is a training
+    /// text add the teacher term to that example; other rows (e.g. an augmented transfer set)
+    /// are trained on the teacher term alone; validation texts are skipped. See scripts/teacher
+    #[arg(long)]
+    teacher: Vec<PathBuf>,
+    /// α: weight of the teacher term, loss = α·T²·KL(teacher ‖ student) + (1 − α)·cross-entropy
+    #[arg(long, default_value_t = 0.5)]
+    distill_weight: f64,
+    /// T: distillation temperature; both teacher and student distributions are softened by it
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
     /// Output bundle: a directory (gets model.bpk) or a .bpk file
     #[arg(long)]
     out: PathBuf,
@@ -192,6 +211,11 @@ fn load_data(path: &Path) -> Result<Dataset> {
     Ok(data)
 }
 
+/// The file names, joined for messages.
+fn names(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + ")
+}
+
 fn load_bundle(path: &Path) -> Result<Bundle> {
     Ok(Bundle::load(path, &device())?)
 }
@@ -250,15 +274,23 @@ fn train(args: TrainArgs) -> Result<()> {
     let kind: TokenizerKind = args.tokenizer.parse().map_err(anyhow::Error::msg)?;
     let arch: Arch = args.arch.parse().map_err(anyhow::Error::msg)?;
     let precision: Precision = args.precision.parse().map_err(anyhow::Error::msg)?;
+    let pooling: Pooling = args.pooling.parse().map_err(anyhow::Error::msg)?;
+    let distill = Distillation { weight: args.distill_weight, temperature: args.temperature };
+    distill.validate().map_err(anyhow::Error::msg)?;
     if args.epochs == 0 || args.batch_size == 0 {
         bail!("--epochs and --batch-size must be at least 1");
     }
-    let train_data = load_data(&args.data)?;
+    let mut train_data = Dataset::default();
+    for path in &args.data {
+        let part = load_data(path)?;
+        train_data.examples.extend(part.examples);
+        train_data.lines.extend(part.lines);
+    }
     let valid_data = args.valid.as_deref().map(load_data).transpose()?;
     let mut labels = train_data.labels();
     labels.sort();
     if labels.len() < 2 {
-        bail!("{}: a classifier needs at least 2 labels, found {:?}", args.data.display(), labels);
+        bail!("{}: a classifier needs at least 2 labels, found {:?}", names(&args.data), labels);
     }
     if let (Some(path), Some(valid)) = (&args.valid, &valid_data) {
         valid.check_labels(&path.display().to_string(), &labels)?;
@@ -267,10 +299,31 @@ fn train(args: TrainArgs) -> Result<()> {
     let tokenizer = Tokenizer::new(kind, args.max_len);
     let tokens: Vec<Vec<String>> = train_data.examples.iter().map(|e| tokenizer.tokenize(&e.text)).collect();
     let vocab = Vocab::build(tokens.iter().map(Vec::as_slice), args.min_freq, args.vocab_size);
-    let data_name = args.data.display().to_string();
+    let data_name = names(&args.data);
     let train_ids = tokens.iter().map(|t| encode_tokens(&vocab, t)).collect();
-    let train_set = Encoded::with_ids(train_ids, &labels, &train_data.examples, &data_name)?;
+    let mut train_set = Encoded::with_ids(train_ids, &labels, &train_data.examples, &data_name)?;
     let encode = |t: &str| encode(&tokenizer, &vocab, t);
+    let mut teacher_rows = Vec::new();
+    for path in &args.teacher {
+        teacher_rows.extend(read_teacher(&path.display().to_string(), &labels)?);
+    }
+    let teacher_match = (!args.teacher.is_empty()).then(|| {
+        let held_out = valid_data.as_ref().map_or(&[][..], |v| &v.examples[..]);
+        let (set, stats) = attach_teacher(train_set.clone(), &train_data.examples, &teacher_rows, held_out, &encode);
+        train_set = set;
+        eprintln!(
+            "teacher: {} training examples matched, {} not scored by the teacher, {} transfer texts added \
+             ({} validation texts and {} duplicates skipped); α {}, T {}",
+            stats.matched,
+            stats.unmatched,
+            stats.transfer,
+            stats.held_out,
+            stats.duplicates,
+            distill.weight,
+            distill.temperature
+        );
+        stats
+    });
     let valid_set = match (&valid_data, &args.valid) {
         (Some(v), Some(path)) => Some(Encoded::new(&encode, &labels, &v.examples, &path.display().to_string())?),
         _ => None,
@@ -288,6 +341,7 @@ fn train(args: TrainArgs) -> Result<()> {
         num_classes: labels.len(),
         bigram_vocab_size: bigrams.as_ref().map_or(0, Bigrams::len),
         bigram_dim: args.bigram_dim,
+        pooling,
     };
     config.validate().map_err(anyhow::Error::msg)?;
     eprintln!(
@@ -317,6 +371,7 @@ fn train(args: TrainArgs) -> Result<()> {
         seed: args.seed,
         patience: args.patience,
         freeze: Freeze::None,
+        distill,
     };
     let model = if args.pretrain_epochs > 0 {
         let lm_options = TrainOptions { epochs: args.pretrain_epochs, ..options.clone() };
@@ -327,9 +382,15 @@ fn train(args: TrainArgs) -> Result<()> {
     let fitted = fit(model, &train_set, valid_set.as_ref(), &labels, &options, &mut progress_printer());
 
     manifest.metrics = fitted.valid.clone();
-    manifest.training = serde_json::json!({
-        "data": args.data.display().to_string(),
+    let data_files: Vec<String> = args.data.iter().map(|p| p.display().to_string()).collect();
+    let mut bundle = Bundle { manifest, model: fitted.model };
+    let calibration = valid_set.as_ref().map(|v| report_calibration(calibrate(&mut bundle, v, &device)));
+    bundle.manifest.training = serde_json::json!({
+        "data": data_files,
         "valid": args.valid.as_ref().map(|p| p.display().to_string()),
+        "teacher": args.teacher.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "teacher_match": teacher_match,
+        "calibration": calibration,
         "options": options,
         "min_freq": args.min_freq,
         "bigrams": args.bigrams,
@@ -339,7 +400,6 @@ fn train(args: TrainArgs) -> Result<()> {
         "seconds": started.elapsed().as_secs_f64().round(),
         "command": std::env::args().collect::<Vec<_>>().join(" "),
     });
-    let bundle = Bundle { manifest, model: fitted.model };
     let file = bundle.save(&args.out, precision)?;
     let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     eprintln!("wrote {} ({:.2} MB) in {:.0}s", file.display(), size as f64 / 1e6, started.elapsed().as_secs_f64());
@@ -347,6 +407,15 @@ fn train(args: TrainArgs) -> Result<()> {
         eprintln!("best validation accuracy {:.4}, macro-F1 {:.4}", m.accuracy, m.macro_f1);
     }
     Ok(())
+}
+
+/// Prints what calibration did and passes it on.
+fn report_calibration(c: Calibration) -> Calibration {
+    eprintln!(
+        "calibration on validation: temperature {:.3}, expected calibration error {:.4} -> {:.4}",
+        c.temperature, c.ece_before, c.ece_after
+    );
+    c
 }
 
 fn eval(args: EvalArgs) -> Result<()> {
@@ -359,7 +428,7 @@ fn eval(args: EvalArgs) -> Result<()> {
     let classifier = Classifier::new(bundle, device.clone());
     let encode = |t: &str| classifier.encode(t);
     let set = Encoded::new(&encode, &labels, &data.examples, &name)?;
-    let metrics = evaluate(&classifier.bundle.model, &set, &labels, &device);
+    let metrics = Metrics::from_probabilities(&labels, &set.labels, &classifier.probabilities_of(&set.ids));
     if args.json {
         println!("{}", serde_json::to_string(&metrics)?);
     } else {
@@ -369,7 +438,11 @@ fn eval(args: EvalArgs) -> Result<()> {
 }
 
 fn print_metrics(m: &Metrics) {
-    println!("accuracy  {:.4}\nmacro-F1  {:.4}\n", m.accuracy, m.macro_f1);
+    println!("accuracy  {:.4}\nmacro-F1  {:.4}", m.accuracy, m.macro_f1);
+    if let Some(ece) = m.ece {
+        println!("ECE       {ece:.4} (15 bins)");
+    }
+    println!();
     let width = m.confusion.labels.iter().map(|l| l.chars().count()).max().unwrap_or(5).max(5);
     println!("{:width$}  precision  recall  f1      support", "label");
     for label in &m.confusion.labels {
@@ -447,10 +520,20 @@ fn finetune_cmd(args: FinetuneArgs) -> Result<()> {
         seed: args.seed,
         patience: args.patience,
         freeze,
+        distill: Distillation::default(),
     };
     let valid_examples = valid.map(|v| v.examples).unwrap_or_default();
     let (mut bundle, epochs_run) =
         finetune(bundle, &data.examples, &valid_examples, &options, &mut progress_printer())?;
+    // Fine-tuning moves the logits: refit the temperature when there is validation data.
+    let calibration = if valid_examples.is_empty() {
+        None
+    } else {
+        let manifest = &bundle.manifest;
+        let encode = |t: &str| encode(&manifest.tokenizer, &manifest.vocab, t);
+        let valid_set = Encoded::new(&encode, &manifest.labels, &valid_examples, "validation data")?;
+        Some(report_calibration(calibrate(&mut bundle, &valid_set, &device())))
+    };
     let added: Vec<&String> = bundle.manifest.labels.iter().filter(|l| !before.contains(l)).collect();
     if !added.is_empty() {
         eprintln!("added labels: {}", added.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
@@ -460,6 +543,7 @@ fn finetune_cmd(args: FinetuneArgs) -> Result<()> {
         "data": args.data.display().to_string(),
         "options": options,
         "epochs_run": epochs_run,
+        "calibration": calibration,
         "base": bundle.manifest.training,
     });
     let file = bundle.save(&args.out, precision)?;

@@ -13,7 +13,7 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::{RecurrenceBackend, cache_width};
-use crate::model::Arch;
+use crate::arch::Arch;
 
 /// Units per cube: WebGPU guarantees 256 invocations per workgroup.
 const MAX_UNITS: u32 = 256;
