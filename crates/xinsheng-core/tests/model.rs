@@ -442,8 +442,10 @@ fn a_student_learns_what_only_the_teacher_knows() {
     let fitted = fit(classifier.bundle.model.clone(), &data, None, classifier.labels(), &options, &mut |_| {});
     let trained =
         Classifier::new(Bundle { manifest: classifier.bundle.manifest.clone(), model: fitted.model }, Device::flex());
-    let labels: Vec<String> = trained.predict(&["好棒", "好坑"]).into_iter().map(|p| p.label).collect();
-    assert_eq!(labels, ["正面", "负面"]);
+    // Texts the teacher scored, and new ones made of the teacher-only characters.
+    let labels: Vec<String> =
+        trained.predict(&["太棒了", "太坑了", "棒棒", "坑坑"]).into_iter().map(|p| p.label).collect();
+    assert_eq!(labels, ["正面", "负面", "正面", "负面"]);
 }
 
 #[test]

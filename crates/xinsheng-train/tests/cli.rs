@@ -208,11 +208,13 @@ fn predict_explains_tokens_on_request() {
     let out = xinsheng(&["predict", "--explain", text]);
     assert!(out.status.success(), "{}", stderr(&out));
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        (&line["label"], &line["probs"]),
-        (&plain["label"], &plain["probs"]),
-        "same prediction as without --explain"
-    );
+    // The same prediction as without --explain, up to rounding: explain scores the text in a
+    // batch with its occluded variants, and batch composition moves the last digits.
+    assert_eq!(line["label"], plain["label"]);
+    for label in ["negative", "positive"] {
+        let (a, b) = (line["probs"][label].as_f64().unwrap(), plain["probs"][label].as_f64().unwrap());
+        assert!((a - b).abs() < 1e-5, "{label}: {a} with --explain, {b} without");
+    }
     let tokens = line["tokens"].as_array().unwrap();
     let joined: String = tokens.iter().map(|t| t["token"].as_str().unwrap()).collect();
     assert_eq!(joined, "快递很慢,客服态度很差", "every token, in order (full-width comma normalised)");
