@@ -5,9 +5,9 @@ Writes three TSV files (columns label, kind, text) for `xinsheng train --data`:
 - contrast.tsv: two clauses of opposite polarity joined by a contrast word (…，但是… /
   虽然…，但是… / …，不过… / …，可是… / …，然而…), labelled by the second clause, which
   decides in Chinese as in the reviews the model gets wrong.
-- negation.tsv: a clause whose polarity rests on an NTUSD lexicon word, with that word negated
-  (不 / 不太 / 并不 / 一点都不 in place of any degree adverb before it) and the label flipped:
-  好 → 不好 is negative, 差 → 不差 is praise.
+- negation.tsv: a clause whose polarity rests on an NTUSD lexicon word after a degree adverb,
+  with the adverb replaced by a negation (不 / 不太 / 并不 / 一点都不) and the label flipped:
+  很好 → 不好 is negative, 太差 → 不差 is praise.
 - emoji.tsv: clauses with emoji of their own polarity appended, and clauses the teacher is
   unsure of made clear by emoji (👍 / 😡 …), so that emoji become tokens with a meaning.
 

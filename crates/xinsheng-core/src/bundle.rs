@@ -18,7 +18,11 @@ use crate::vocab::{Bigrams, Vocab};
 
 pub const FILE_NAME: &str = "model.bpk";
 const MANIFEST_KEY: &str = "xinsheng.manifest";
-const FORMAT_VERSION: u32 = 1;
+/// Version 1: mean+max pooling, no calibration. Version 2 adds `config.pooling` and
+/// `temperature`; bundles that use neither are still written as version 1, so older builds
+/// keep reading them, and older builds refuse the others with a clear message instead of
+/// misreading them.
+const FORMAT_VERSION: u32 = 2;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -84,9 +88,9 @@ impl Manifest {
     }
 
     fn validate(&self) -> std::result::Result<(), String> {
-        if self.format_version != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&self.format_version) {
             return Err(format!(
-                "format version {} is not supported (this build reads version {FORMAT_VERSION})",
+                "format version {} is not supported (this build reads versions 1 to {FORMAT_VERSION})",
                 self.format_version
             ));
         }
@@ -123,8 +127,11 @@ pub struct Bundle {
 
 impl Bundle {
     pub fn to_bytes(&self, precision: Precision) -> Result<Vec<u8>> {
-        let manifest = serde_json::to_string(&self.manifest)
-            .map_err(|e| Error::Invalid(format!("cannot encode manifest: {e}")))?;
+        let mut manifest = self.manifest.clone();
+        let plain = manifest.config.pooling == crate::model::Pooling::MeanMax && manifest.temperature == 1.0;
+        manifest.format_version = if plain { 1 } else { FORMAT_VERSION };
+        let manifest =
+            serde_json::to_string(&manifest).map_err(|e| Error::Invalid(format!("cannot encode manifest: {e}")))?;
         let dtype = match precision {
             Precision::F16 => DType::F16,
             Precision::F32 => DType::F32,

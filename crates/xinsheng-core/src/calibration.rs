@@ -77,8 +77,8 @@ mod tests {
 
     #[test]
     fn temperature_undoes_overconfident_logits() {
-        // Logits ±4 (p ≈ 0.982) on data that is right 80 % of the time: the fitted
-        // temperature brings the confidence to 0.8, i.e. T = 4 / ln 4.
+        // Logits ±4 (p ≈ 0.9997) on data that is right 80 % of the time: the fitted
+        // temperature brings the confidence to 0.8, i.e. 8 / T = ln 4.
         let logits: Vec<Vec<f32>> = (0..100).map(|_| vec![4.0, -4.0]).collect();
         let truth: Vec<usize> = (0..100).map(|i| usize::from(i % 5 == 0)).collect();
         let t = fit_temperature(&logits, &truth);

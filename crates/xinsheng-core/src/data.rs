@@ -202,16 +202,23 @@ pub struct TeacherRow {
     pub probs: Vec<f32>,
 }
 
+const TEACHER_FORMAT: &str = "teacher files are .tsv or .csv with a text column and p_LABEL columns";
+
 /// Reads a teacher file (see [`parse_teacher`]) from disk.
 pub fn read_teacher(path: &str, labels: &[String]) -> Result<Vec<TeacherRow>> {
-    let format = Format::from_name(path)?;
+    let format = Format::from_name(path)
+        .ok()
+        .filter(|f| *f != Format::Jsonl)
+        .ok_or_else(|| Error::data(path, None, TEACHER_FORMAT))?;
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_string(), source })?;
     parse_teacher(path, &bytes, format, labels)
 }
 
 /// Parses a teacher file: TSV or CSV with a header naming a `text` column and one `p_LABEL`
 /// column per label of `labels` (for two labels one column is enough, the other being its
-/// complement, as in `p_positive`), optionally `label` and other columns (ignored).
+/// complement, as in `p_positive`), optionally `label` (kept in [`TeacherRow::label`]; training
+/// takes gold labels from its `--data` files only) and other columns (ignored). Column names
+/// match regardless of ASCII case.
 /// Probabilities must lie in [0, 1] and sum to 1 within 0.01 (they are then normalised).
 /// Rows with empty text are skipped. Errors name the file and line.
 pub fn parse_teacher(name: &str, bytes: &[u8], format: Format, labels: &[String]) -> Result<Vec<TeacherRow>> {
@@ -223,23 +230,29 @@ pub fn parse_teacher(name: &str, bytes: &[u8], format: Format, labels: &[String]
         Format::Tsv => builder.delimiter(b'\t').quoting(false),
         Format::Csv => &mut builder,
         Format::Jsonl => {
-            return Err(Error::data(name, None, "teacher files are .tsv or .csv with text and p_LABEL columns"));
+            return Err(Error::data(name, None, TEACHER_FORMAT));
         }
     };
     let mut reader = builder.from_reader(text.as_bytes());
     let line_of = |e: &csv::Error| e.position().map(|p| p.line() as usize);
     let header = reader.headers().map_err(|e| Error::data(name, line_of(&e), e.to_string()))?.clone();
-    let find = |col: &str| header.iter().position(|h| h.trim() == col);
+    let find = |col: &str| header.iter().position(|h| h.trim().eq_ignore_ascii_case(col));
     let text_col = find("text").ok_or_else(|| Error::data(name, Some(1), "the header has no 'text' column"))?;
     let label_col = find("label");
     let prob_cols: Vec<Option<usize>> = labels.iter().map(|l| find(&format!("p_{l}"))).collect();
     let missing: Vec<&String> = labels.iter().zip(&prob_cols).filter(|(_, c)| c.is_none()).map(|(l, _)| l).collect();
     if missing.len() > usize::from(labels.len() == 2) {
         let wanted: Vec<String> = labels.iter().map(|l| format!("p_{l}")).collect();
+        let either = if labels.len() == 2 { "one of " } else { "" };
+        let found: Vec<&str> = header.iter().collect();
         return Err(Error::data(
             name,
             Some(1),
-            format!("the header needs the teacher's probability columns {} (found {:?})", wanted.join(", "), header),
+            format!(
+                "the header needs {either}the teacher's probability columns {} (found {})",
+                wanted.join(", "),
+                found.join(", ")
+            ),
         ));
     }
     let mut rows = Vec::new();
@@ -327,7 +340,8 @@ mod tests {
         let err = |s: &str, labels: &[String]| {
             parse_teacher("t.tsv", s.as_bytes(), Format::Tsv, labels).unwrap_err().to_string()
         };
-        assert!(err("p_a\ttext\n0.5\tx\n", &three).contains("p_a, p_b, p_c"));
+        assert!(err("p_a\ttext\n0.5\tx\n", &three).contains("columns p_a, p_b, p_c (found p_a, text)"));
+        assert!(err("text\n好\n", &labels).contains("needs one of the teacher's probability columns"));
         assert_eq!(
             err("p_positive\ttext\n1.5\tx\n", &labels),
             "t.tsv:2: p_positive must be a probability in [0, 1], found '1.5'"

@@ -1,4 +1,5 @@
-//! Embedding → stacked (bi)directional RNN / LSTM / GRU → pooling (mean+max, optionally the final states) → linear head.
+//! Embedding → stacked (bi)directional RNN / LSTM / GRU → pooling (mean and max over time,
+//! optionally each direction's final state) → linear head.
 //!
 //! Where the device supports it ([`recurrence::fused_on`]: the CPU, and WebGPU with the `wgpu`
 //! feature) each layer-direction is one fused operation over the real steps of the batch: the

@@ -415,7 +415,9 @@ pub struct Calibration {
 
 /// Fits the bundle's temperature on `data` (usually validation data) so that its
 /// probabilities are calibrated ([`crate::calibration::fit_temperature`]), stores it in the
-/// manifest and reports ECE before (at the bundle's previous temperature) and after.
+/// manifest and reports ECE before (at the bundle's previous temperature) and after. When the
+/// data cannot determine a temperature (the fit lands on the edge of its range, as when every
+/// example is classified right), the previous temperature stays.
 pub fn calibrate(bundle: &mut Bundle, data: &Encoded, device: &Device) -> Calibration {
     use crate::calibration::{ECE_BINS, expected_calibration_error, fit_temperature, softmax_at};
     let logits = crate::classifier::logits_of(&bundle.model, &data.ids, device);
@@ -423,7 +425,10 @@ pub fn calibrate(bundle: &mut Bundle, data: &Encoded, device: &Device) -> Calibr
         logits.iter().map(|row| softmax_at(row, t).into_iter().map(|p| p as f32).collect()).collect()
     };
     let ece_before = expected_calibration_error(&probs_at(bundle.manifest.temperature), &data.labels, ECE_BINS);
-    let temperature = fit_temperature(&logits, &data.labels);
+    let fitted = fit_temperature(&logits, &data.labels);
+    // An optimum at the search's edge means the data cannot pin T down (every example right
+    // pushes it towards 0, every one wrong towards infinity): keep the temperature there was.
+    let temperature = if (0.051..19.9).contains(&fitted) { fitted } else { bundle.manifest.temperature };
     bundle.manifest.temperature = temperature;
     let ece_after = expected_calibration_error(&probs_at(temperature), &data.labels, ECE_BINS);
     Calibration { temperature, ece_before, ece_after }

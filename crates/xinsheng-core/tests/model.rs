@@ -466,6 +466,12 @@ fn the_calibration_temperature_scales_every_probability_and_survives_a_round_tri
     let bytes = bundle.to_bytes(Precision::F32).unwrap();
     let reloaded = Classifier::new(Bundle::from_bytes("t", bytes, &device).unwrap(), device.clone());
     assert_eq!(reloaded.bundle.manifest.temperature, 2.5);
+    // A calibrated bundle is format version 2, which older builds refuse instead of misreading;
+    // one that needs nothing new stays version 1.
+    assert_eq!(reloaded.bundle.manifest.format_version, 2);
+    let plain = Bundle { manifest: plain.bundle.manifest.clone(), model: plain.bundle.model.clone() };
+    let plain = Bundle::from_bytes("plain", plain.to_bytes(Precision::F16).unwrap(), &device).unwrap();
+    assert_eq!(plain.manifest.format_version, 1);
     let probs = reloaded.probabilities(FIXED_TEXTS);
     for (row, p) in logits.iter().zip(&probs) {
         let want = xinsheng_core::calibration::softmax_at(row, 2.5);

@@ -29,7 +29,7 @@ struct Cli {
 enum Command {
     /// Train a model from labelled data and write a bundle
     Train(TrainArgs),
-    /// Measure a model on labelled data: accuracy, macro-F1, per-class P/R/F1, confusion matrix
+    /// Measure a model on labelled data: accuracy, macro-F1, calibration error (ECE), per-class P/R/F1, confusion matrix
     Eval(EvalArgs),
     /// Classify texts given as arguments, in a file (one per line), or on standard input
     Predict(PredictArgs),
@@ -111,11 +111,14 @@ struct TrainArgs {
     #[arg(long)]
     teacher: Vec<PathBuf>,
     /// α: weight of the teacher term, loss = α·T²·KL(teacher ‖ student) + (1 − α)·cross-entropy
-    #[arg(long, default_value_t = 0.5)]
-    distill_weight: f64,
-    /// T: distillation temperature; both teacher and student distributions are softened by it
-    #[arg(long, default_value_t = 1.0)]
-    temperature: f64,
+    /// [default: 0.5]
+    #[arg(long)]
+    distill_weight: Option<f64>,
+    /// T: the distillation temperature; teacher and student distributions are both softened by
+    /// it in the teacher term (not the calibration temperature, which is fitted on --valid)
+    /// [default: 1]
+    #[arg(long)]
+    temperature: Option<f64>,
     /// Output bundle: a directory (gets model.bpk) or a .bpk file
     #[arg(long)]
     out: PathBuf,
@@ -275,7 +278,14 @@ fn train(args: TrainArgs) -> Result<()> {
     let arch: Arch = args.arch.parse().map_err(anyhow::Error::msg)?;
     let precision: Precision = args.precision.parse().map_err(anyhow::Error::msg)?;
     let pooling: Pooling = args.pooling.parse().map_err(anyhow::Error::msg)?;
-    let distill = Distillation { weight: args.distill_weight, temperature: args.temperature };
+    if args.teacher.is_empty() && (args.distill_weight.is_some() || args.temperature.is_some()) {
+        bail!("--distill-weight and --temperature weigh the teacher term: give --teacher FILE too");
+    }
+    let defaults = Distillation::default();
+    let distill = Distillation {
+        weight: args.distill_weight.unwrap_or(defaults.weight),
+        temperature: args.temperature.unwrap_or(defaults.temperature),
+    };
     distill.validate().map_err(anyhow::Error::msg)?;
     if args.epochs == 0 || args.batch_size == 0 {
         bail!("--epochs and --batch-size must be at least 1");

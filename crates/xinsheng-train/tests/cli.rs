@@ -197,6 +197,10 @@ fn train_then_finetune_with_a_new_label_end_to_end() {
 fn bad_options_are_refused() {
     let err = failure(&["train", "--data", "tests/fixtures/tiny.csv", "--hidden", "0", "--out", "/tmp/never"]);
     assert!(err.contains("hidden size must be at least 1"), "{err}");
+    let err = failure(&["train", "--data", "tests/fixtures/tiny.csv", "--temperature", "2", "--out", "/tmp/never"]);
+    assert!(err.contains("give --teacher FILE too"), "{err}");
+    let err = failure(&["train", "--data", "tests/fixtures/tiny.csv", "--teacher", "t.jsonl", "--out", "/tmp/never"]);
+    assert!(err.contains("teacher files are .tsv or .csv"), "{err}");
     let out = xinsheng(&["train", "--data", "x.tsv", "--arch", "transformer", "--out", "y"]);
     assert_eq!(out.status.code(), Some(2), "clap rejects unknown values");
 }
