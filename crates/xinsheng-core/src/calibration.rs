@@ -58,7 +58,8 @@ pub fn expected_calibration_error(probs: &[Vec<f32>], truth: &[usize], bins: usi
     let mut correct = vec![0usize; bins];
     let mut confidence = vec![0f64; bins];
     for (row, &t) in probs.iter().zip(truth) {
-        let (best, &p) = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("at least one class");
+        let best = crate::classifier::argmax(row);
+        let p = row[best];
         let bin = ((p as f64 * bins as f64) as usize).min(bins - 1);
         count[bin] += 1;
         correct[bin] += usize::from(best == t);

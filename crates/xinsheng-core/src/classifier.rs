@@ -121,10 +121,10 @@ impl Classifier {
     }
 
     pub fn prediction(&self, probs: &[f32]) -> Prediction {
-        let (best, &score) = probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("at least two classes");
+        let best = argmax(probs);
         Prediction {
             label: self.labels()[best].clone(),
-            score,
+            score: probs[best],
             probs: self.labels().iter().cloned().zip(probs.iter().copied()).collect(),
         }
     }
@@ -132,6 +132,12 @@ impl Classifier {
     pub fn predict(&self, texts: &[&str]) -> Vec<Prediction> {
         self.probabilities(texts).iter().map(|p| self.prediction(p)).collect()
     }
+}
+
+/// The index of the largest value of `row` (the predicted class of a row of probabilities or
+/// logits); 0 for an empty row.
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i)
 }
 
 /// Raw logits of `model` (in inference mode) for each encoded text, in input order.

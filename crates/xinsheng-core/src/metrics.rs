@@ -68,10 +68,7 @@ impl Metrics {
     /// The metrics of the most probable class of each row of `probs`, with the expected
     /// calibration error of those probabilities (15 bins).
     pub fn from_probabilities(labels: &[String], truth: &[usize], probs: &[Vec<f32>]) -> Metrics {
-        let predicted: Vec<usize> = probs
-            .iter()
-            .map(|row| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i))
-            .collect();
+        let predicted: Vec<usize> = probs.iter().map(|row| crate::classifier::argmax(row)).collect();
         let ece = crate::calibration::expected_calibration_error(probs, truth, crate::calibration::ECE_BINS);
         Metrics { ece: Some(ece), ..Metrics::compute(labels, truth, &predicted) }
     }

@@ -162,9 +162,8 @@ impl Encoded {
         if self.gold.is_empty() {
             self.gold = vec![true; n];
         }
-        let argmax = probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
         self.ids.push(ids);
-        self.labels.push(argmax);
+        self.labels.push(crate::classifier::argmax(&probs));
         self.teacher.push(probs);
         self.gold.push(false);
     }
