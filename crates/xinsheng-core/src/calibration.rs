@@ -20,14 +20,20 @@ pub fn nll(logits: &[Vec<f32>], truth: &[usize], temperature: f64) -> f64 {
     total / logits.len().max(1) as f64
 }
 
+/// The range [`fit_temperature`] searches.
+const SEARCHED: (f64, f64) = (0.05, 20.0);
+
 /// The temperature in [0.05, 20] that minimises the NLL of `truth` (one class index per row of
-/// `logits`): golden-section search on log T (the NLL is unimodal in it). 1.0 for no data.
-pub fn fit_temperature(logits: &[Vec<f32>], truth: &[usize]) -> f64 {
-    if logits.is_empty() {
-        return 1.0;
+/// `logits`): golden-section search on log T (the NLL is unimodal in it). `None` when the data
+/// cannot pin T down: no rows, every example right (the NLL keeps falling as T → 0) or every
+/// one wrong (it keeps falling as T → ∞), or an optimum at the edge of the range.
+pub fn fit_temperature(logits: &[Vec<f32>], truth: &[usize]) -> Option<f64> {
+    let right = logits.iter().zip(truth).filter(|(row, t)| crate::classifier::argmax(row) == **t).count();
+    if right == 0 || right == logits.len() {
+        return None;
     }
     let f = |log_t: f64| nll(logits, truth, log_t.exp());
-    let (mut lo, mut hi) = (0.05f64.ln(), 20f64.ln());
+    let (mut lo, mut hi) = (SEARCHED.0.ln(), SEARCHED.1.ln());
     let ratio = (5f64.sqrt() - 1.0) / 2.0;
     let mut a = hi - ratio * (hi - lo);
     let mut b = lo + ratio * (hi - lo);
@@ -47,7 +53,8 @@ pub fn fit_temperature(logits: &[Vec<f32>], truth: &[usize]) -> f64 {
             fb = f(b);
         }
     }
-    ((lo + hi) / 2.0).exp()
+    let t = ((lo + hi) / 2.0).exp();
+    (SEARCHED.0 * 1.02 < t && t < SEARCHED.1 * 0.995).then_some(t)
 }
 
 /// Expected calibration error of the top label with `bins` equal-width confidence bins:
@@ -82,11 +89,21 @@ mod tests {
         // temperature brings the confidence to 0.8, i.e. 8 / T = ln 4.
         let logits: Vec<Vec<f32>> = (0..100).map(|_| vec![4.0, -4.0]).collect();
         let truth: Vec<usize> = (0..100).map(|i| usize::from(i % 5 == 0)).collect();
-        let t = fit_temperature(&logits, &truth);
+        let t = fit_temperature(&logits, &truth).expect("an interior optimum");
         assert!((t - 8.0 / 4f64.ln()).abs() < 1e-3, "T = {t}");
         assert!(nll(&logits, &truth, t) < nll(&logits, &truth, 1.0));
         let p = softmax_at(&logits[0], t);
         assert!((p[0] - 0.8).abs() < 1e-4, "{p:?}");
+    }
+
+    #[test]
+    fn data_that_cannot_pin_the_temperature_down_gives_none() {
+        // Every example right: the NLL keeps falling as T → 0 (and flattens out in floating
+        // point before the range's edge, so the edge alone would not tell); every one wrong.
+        let logits: Vec<Vec<f32>> = (0..10).map(|_| vec![1.0, -1.0]).collect();
+        assert_eq!(fit_temperature(&logits, &[0; 10]), None);
+        assert_eq!(fit_temperature(&logits, &[1; 10]), None);
+        assert_eq!(fit_temperature(&[], &[]), None);
     }
 
     #[test]

@@ -335,12 +335,10 @@ impl Trainer {
         self.model = self.optim.step(self.lr, self.model.clone(), grads);
         (loss.detach(), correct)
     }
-}
 
-impl Trainer {
     /// The mean over the batch of `α · T² · KL(teacher_T ‖ softmax(logits / T)) + (1 − α) · CE`
-    /// (see [`Distillation`]; `teacher_T` is the teacher softened by the same T), as `-Σ (ce_target · log p + kd_target · log p_T) / n + constant`
-    /// where both targets are built on the host: the one-hot gold class weighted by its
+    /// (see [`Distillation`]; `teacher_T` is the teacher softened by the same T), as
+    /// `-Σ (ce_target · log p + kd_target · log p_T) / n + constant` where both targets are built on the host: the one-hot gold class weighted by its
     /// cross-entropy weight, and the teacher's probabilities weighted by `α · T²`. The
     /// constant (the teacher's entropy term) makes the value a true KL; it has no gradient.
     fn distillation_loss(&self, data: &Encoded, indices: &[usize], logits: Tensor<2>) -> Tensor<1> {
@@ -415,8 +413,8 @@ pub struct Calibration {
 /// Fits the bundle's temperature on `data` (usually validation data) so that its
 /// probabilities are calibrated ([`crate::calibration::fit_temperature`]), stores it in the
 /// manifest and reports ECE before (at the bundle's previous temperature) and after. When the
-/// data cannot determine a temperature (the fit lands on the edge of its range, as when every
-/// example is classified right), the previous temperature stays.
+/// data cannot determine a temperature (see [`crate::calibration::fit_temperature`]; every
+/// example classified right, for one), the previous temperature stays.
 pub fn calibrate(bundle: &mut Bundle, data: &Encoded, device: &Device) -> Calibration {
     use crate::calibration::{ECE_BINS, expected_calibration_error, fit_temperature, softmax_at};
     let logits = crate::classifier::logits_of(&bundle.model, &data.ids, device);
@@ -424,10 +422,7 @@ pub fn calibrate(bundle: &mut Bundle, data: &Encoded, device: &Device) -> Calibr
         logits.iter().map(|row| softmax_at(row, t).into_iter().map(|p| p as f32).collect()).collect()
     };
     let ece_before = expected_calibration_error(&probs_at(bundle.manifest.temperature), &data.labels, ECE_BINS);
-    let fitted = fit_temperature(&logits, &data.labels);
-    // An optimum at the search's edge means the data cannot pin T down (every example right
-    // pushes it towards 0, every one wrong towards infinity): keep the temperature there was.
-    let temperature = if (0.051..19.9).contains(&fitted) { fitted } else { bundle.manifest.temperature };
+    let temperature = fit_temperature(&logits, &data.labels).unwrap_or(bundle.manifest.temperature);
     bundle.manifest.temperature = temperature;
     let ece_after = expected_calibration_error(&probs_at(temperature), &data.labels, ECE_BINS);
     Calibration { temperature, ece_before, ece_after }
