@@ -5,11 +5,14 @@
 //
 // Attributes (all optional): model-url (default: the model shipped beside widget.js),
 // labels (comma-separated choices offered for corrections; default: the model's labels),
-// backend (auto | webgpu | cpu), placeholder.
+// backend (auto | webgpu | cpu), placeholder, lang (zh, the default, or en: the widget's words
+// and how labels are shown, e.g. positive → 正面; events carry the label keys).
+// The model runs in the same engine Web Worker as every other classifier on the page.
 // Events (bubbling, composed): `sentiment-prediction` {text, label, score, probs},
 // `sentiment-correction` {text, predicted, label}, `sentiment-error` {message}.
 
 import { Classifier, DEFAULT_MODEL_URL } from './xinsheng.js';
+import { WIDGET_STRINGS, LABEL_NAMES } from './app/strings.js';
 
 const STYLESHEET = new URL('widget.css', import.meta.url).href;
 // Widgets on one page that use the same model share one loaded classifier.
@@ -29,6 +32,34 @@ class SentimentWidget extends HTMLElement {
   #root;
   #last = null; // { text, prediction }
 
+  static observedAttributes = ['lang'];
+
+  get #lang() {
+    const lang = (this.getAttribute('lang') || 'zh').toLowerCase();
+    return lang.startsWith('en') ? 'en' : 'zh';
+  }
+
+  #t(key, vars = {}) {
+    return WIDGET_STRINGS[this.#lang][key].replace(/\{(\w+)\}/g, (_, name) => String(vars[name]));
+  }
+
+  #labelName(label) {
+    return LABEL_NAMES[this.#lang][label] ?? label;
+  }
+
+  attributeChangedCallback() {
+    if (!this.#root) return;
+    this.#translate();
+    if (this.#last) this.#renderResult();
+  }
+
+  #translate() {
+    const input = this.#root.querySelector('textarea');
+    input.placeholder = this.getAttribute('placeholder') ?? this.#t('placeholder');
+    input.setAttribute('aria-label', this.#t('inputLabel'));
+    this.#parts.button.textContent = this.#t('analyse');
+  }
+
   connectedCallback() {
     if (this.#root) return;
     this.#root = this.attachShadow({ mode: 'open' });
@@ -39,11 +70,8 @@ class SentimentWidget extends HTMLElement {
     form.part = 'form';
     const input = document.createElement('textarea');
     input.rows = 3;
-    input.placeholder = this.getAttribute('placeholder') ?? '输入一条评论…';
-    input.setAttribute('aria-label', 'Review text');
     const button = document.createElement('button');
     button.type = 'submit';
-    button.textContent = '分析 Analyse';
     const result = document.createElement('p');
     result.className = 'result';
     result.setAttribute('role', 'status');
@@ -52,6 +80,7 @@ class SentimentWidget extends HTMLElement {
     fix.hidden = true;
     form.append(input, button);
     this.#root.append(sheet, form, result, fix);
+    this.#translate();
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
       this.classify(input.value);
@@ -79,22 +108,28 @@ class SentimentWidget extends HTMLElement {
       const clf = await this.#classifier();
       const [prediction] = await clf.classify([text]);
       this.#last = { text, prediction, labels: clf.labels };
-      result.textContent = `${prediction.label} · ${(prediction.score * 100).toFixed(1)}%`;
-      result.dataset.label = prediction.label;
-      this.#renderFix();
+      this.#renderResult();
       this.dispatchEvent(
         new CustomEvent('sentiment-prediction', { bubbles: true, composed: true, detail: { text, ...prediction } }),
       );
       return prediction;
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
-      result.textContent = `Error: ${message}`;
+      result.textContent = this.#t('error', { message });
       result.className = 'result error';
       this.dispatchEvent(new CustomEvent('sentiment-error', { bubbles: true, composed: true, detail: { message } }));
       return null;
     } finally {
       button.disabled = false;
     }
+  }
+
+  #renderResult() {
+    const { result } = this.#parts;
+    const { prediction } = this.#last;
+    result.textContent = `${this.#labelName(prediction.label)} · ${(prediction.score * 100).toFixed(1)}%`;
+    result.dataset.label = prediction.label;
+    this.#renderFix();
   }
 
   #renderFix() {
@@ -105,12 +140,13 @@ class SentimentWidget extends HTMLElement {
       .map((l) => l.trim())
       .filter((l) => l && l !== prediction.label);
     const prompt = document.createElement('span');
-    prompt.textContent = 'Wrong? Correct it:';
+    prompt.textContent = this.#t('wrong');
     const buttons = choices.map((label) => {
       const b = document.createElement('button');
       b.type = 'button';
       b.className = 'choice';
-      b.textContent = label;
+      b.dataset.label = label;
+      b.textContent = this.#labelName(label);
       b.addEventListener('click', () => {
         this.dispatchEvent(
           new CustomEvent('sentiment-correction', {
@@ -120,7 +156,7 @@ class SentimentWidget extends HTMLElement {
           }),
         );
         const thanks = document.createElement('span');
-        thanks.textContent = `Thanks — marked as ${label}.`;
+        thanks.textContent = this.#t('thanks', { label: this.#labelName(label) });
         fix.replaceChildren(thanks);
       });
       return b;

@@ -4,165 +4,200 @@
 //   const clf = await Classifier.load({ backend: 'auto' });   // WebGPU if offered, else CPU
 //   await clf.classify(['质量很好', '太差了']);               // [{label, score, probs}]
 //
-// The model runs in WebAssembly (Rust + burn); see README.md for the whole API.
-
-import init, { Engine, initWebgpu, loadWordDictionary } from './xinsheng-web.js';
+// The model runs in WebAssembly (Rust + burn) inside a dedicated Web Worker, so the page stays
+// responsive while it works; every method returns a promise. See README.md for the whole API.
 
 const here = new URL('.', import.meta.url);
 /** The model shipped with the build. */
 export const DEFAULT_MODEL_URL = new URL('models/default/model.bpk', here).href;
+/** Texts per message to the engine: progress and cancellation happen between chunks. */
+const CHUNK = 256;
 
-let wasmReady;
-function loadWasm() {
-  wasmReady ??= init({ module_or_path: new URL('xinsheng-web_bg.wasm', here) });
-  return wasmReady;
-}
+const messageOf = (e) => (e instanceof Error ? e.message : String(e));
 
-let dictionaryReady;
-/** jieba's dictionary, fetched once and only for word models. */
-function loadDictionary() {
-  dictionaryReady ??= (async () => {
-    const url = new URL('jieba-dict.txt', here).href;
-    let response;
-    try {
-      response = await fetch(url);
-    } catch (e) {
-      throw new Error(`cannot reach the word dictionary at ${url}: ${messageOf(e)}`);
-    }
-    if (!response.ok) throw new Error(`cannot load the word dictionary at ${url}: HTTP ${response.status}`);
-    loadWordDictionary(new Uint8Array(await response.arrayBuffer()));
-  })();
-  dictionaryReady.catch(() => (dictionaryReady = undefined)); // let a later load retry
-  return dictionaryReady;
-}
+/** The engine host, in a worker when one can start, else on this thread (same code, same protocol). */
+class Remote {
+  #send = null; // (message, transfer) => void, once started
+  #started;
+  #calls = new Map(); // id → { resolve, reject, onEvent }
+  #nextId = 1;
+  /** Where the engine runs: 'worker' or 'main thread', with why when it is the latter. */
+  where = 'worker';
 
-let webgpuReady;
-/** Resolves to `{ ok: true }` or `{ ok: false, reason }`; WebGPU is initialised once per page. */
-function probeWebgpu() {
-  webgpuReady ??= (async () => {
-    if (!globalThis.navigator?.gpu) {
-      return { ok: false, reason: 'this browser does not offer WebGPU (navigator.gpu is missing)' };
-    }
-    try {
-      const adapter = await navigator.gpu.requestAdapter();
-      if (!adapter) return { ok: false, reason: 'WebGPU is present but no GPU adapter is available' };
-      await initWebgpu();
-      return { ok: true };
-    } catch (e) {
-      return { ok: false, reason: `WebGPU failed to start: ${messageOf(e)}` };
-    }
-  })();
-  return webgpuReady;
-}
-
-function messageOf(e) {
-  return e instanceof Error ? e.message : String(e);
-}
-
-/** Fetches model bytes, with errors that say which URL and what went wrong. */
-async function fetchModel(url) {
-  let response;
-  try {
-    response = await fetch(url);
-  } catch (e) {
-    throw new Error(`cannot reach the model at ${url}: ${messageOf(e)}`);
+  constructor() {
+    this.#started = this.#startWorker().catch((reason) => this.#startInPage(reason));
   }
-  if (!response.ok) throw new Error(`cannot load the model at ${url}: HTTP ${response.status} ${response.statusText}`);
-  return new Uint8Array(await response.arrayBuffer());
-}
 
-async function pickBackend(requested) {
-  if (!['auto', 'webgpu', 'cpu'].includes(requested)) {
-    throw new Error(`unknown backend '${requested}' (expected auto, webgpu or cpu)`);
-  }
-  if (requested === 'cpu') return { backend: 'cpu', reason: 'the CPU backend was requested' };
-  const probe = await probeWebgpu();
-  if (probe.ok) return { backend: 'webgpu', reason: 'WebGPU is available' };
-  if (requested === 'webgpu') throw new Error(`WebGPU was requested but ${probe.reason}`);
-  return { backend: 'cpu', reason: probe.reason };
-}
-
-const DB_NAME = 'xinsheng';
-const STORE = 'models';
-
-function openDb() {
-  return new Promise((resolve, reject) => {
-    const request = indexedDB.open(DB_NAME, 1);
-    request.onupgradeneeded = () => request.result.createObjectStore(STORE);
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(new Error(`IndexedDB: ${request.error?.message ?? 'cannot open'}`));
-  });
-}
-
-async function dbRequest(mode, run) {
-  const db = await openDb();
-  try {
-    return await new Promise((resolve, reject) => {
-      const tx = db.transaction(STORE, mode);
-      const request = run(tx.objectStore(STORE));
-      tx.oncomplete = () => resolve(request.result);
-      tx.onerror = () => reject(new Error(`IndexedDB: ${tx.error?.message ?? 'transaction failed'}`));
+  #startWorker() {
+    return new Promise((resolve, reject) => {
+      let worker;
+      try {
+        worker = new Worker(new URL('engine-worker.js', here), { type: 'module', name: 'xinsheng-engine' });
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      let ready = false;
+      worker.addEventListener('message', (event) => {
+        if (event.data?.kind === 'ready') {
+          ready = true;
+          this.#send = (message, transfer) => worker.postMessage(message, transfer);
+          resolve();
+        } else this.#receive(event.data);
+      });
+      worker.addEventListener('error', (event) => {
+        event.preventDefault();
+        const error = new Error(`the engine's worker failed: ${event.message || 'it could not start'}`);
+        if (!ready) reject(error);
+        else this.#failAll(error);
+      });
     });
-  } finally {
-    db.close();
+  }
+
+  async #startInPage(reason) {
+    this.where = `main thread (${messageOf(reason)})`;
+    const { serve } = await import('./engine.js');
+    const receive = serve((message) => this.#receive(message));
+    // Copy as a worker would, so callers see the same semantics on both paths.
+    this.#send = (message) => receive(structuredClone(message));
+  }
+
+  #receive({ id, kind, value, error }) {
+    const call = this.#calls.get(id);
+    if (!call) return;
+    if (kind === 'event') {
+      call.onEvent?.(value);
+      return;
+    }
+    this.#calls.delete(id);
+    if (kind === 'result') call.resolve(value);
+    else call.reject(Object.assign(new Error(error.message), { name: error.name === 'Error' ? 'Error' : error.name }));
+  }
+
+  #failAll(error) {
+    for (const call of this.#calls.values()) call.reject(error);
+    this.#calls.clear();
+  }
+
+  /** Runs `op` in the engine; `transfer` lists buffers that move instead of being copied. */
+  async call(op, args, { transfer = [], onEvent } = {}) {
+    await this.#started;
+    return new Promise((resolve, reject) => {
+      const id = this.#nextId++;
+      this.#calls.set(id, { resolve, reject, onEvent });
+      try {
+        this.#send({ id, op, args }, transfer);
+      } catch (e) {
+        this.#calls.delete(id);
+        reject(e);
+      }
+    });
   }
 }
+
+let remote;
+/** The page's one engine host: one wasm instance and one WebGPU device for every classifier. */
+function engine() {
+  remote ??= new Remote();
+  return remote;
+}
+
+/** Where the engine runs on this page: 'worker', or 'main thread (why)'. */
+export async function engineLocation() {
+  const r = engine();
+  await r.call('ping', {});
+  return r.where;
+}
+
+/** `bytes` as a Uint8Array the caller no longer shares: one copy, then transferred. */
+function ownedCopy(bytes) {
+  if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes.slice(0));
+  if (ArrayBuffer.isView(bytes)) return new Uint8Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  throw new TypeError('bytes must be a Uint8Array or an ArrayBuffer');
+}
+
+function abortError(signal) {
+  return signal.reason ?? new DOMException('the operation was aborted', 'AbortError');
+}
+
+/**
+ * Reads a file of reviews exactly as the `xinsheng` CLI does (the core's parser, in the engine):
+ * `.txt` (one review per line), or the `text` (and optional `label`) column of `.tsv`, `.csv`
+ * or `.jsonl`. The encoding is detected (BOM, UTF-8, else GB18030/GBK) unless given
+ * (`'utf-8' | 'gb18030' | 'utf-16le' | 'utf-16be'`). Resolves to
+ * `{format, encoding, labelled, records: [{line, text, label?}], skippedBlank}`; rejects with
+ * `file:line: what is wrong`.
+ */
+export async function readReviews(file, { format, encoding } = {}) {
+  const name = file.name ?? 'input';
+  const bytes = file instanceof Blob ? new Uint8Array(await file.arrayBuffer()) : ownedCopy(file.bytes);
+  return engine().call('parse', { name, bytes, format, encoding }, { transfer: [bytes.buffer] });
+}
+
+// Frees the engine-side model when a Classifier is garbage-collected without dispose().
+const finalizer = new FinalizationRegistry((handle) => engine().call('free', { handle }).catch(() => {}));
 
 export class Classifier {
-  #engine;
-  #shipped; // { name, bytes }: what reset() returns to
+  #handle;
   #queue = Promise.resolve();
+  #labels;
+  #info;
+  #backend;
 
-  constructor(engine, shipped, backendReason) {
-    this.#engine = engine;
-    this.#shipped = shipped;
+  constructor(described) {
+    this.#handle = described.handle;
+    this.#backend = described.backend;
+    this.#labels = described.labels;
+    this.#info = described.info;
     /** Why this backend runs (on fallback: why WebGPU does not). */
-    this.backendReason = backendReason;
+    this.backendReason = described.backendReason;
+    /**
+     * The same as a code, for interfaces that word it themselves: 'webgpu', 'cpu-requested',
+     * 'no-webgpu', 'no-adapter' or 'webgpu-failed'.
+     */
+    this.backendReasonCode = described.backendReasonCode;
+    finalizer.register(this, described.handle, this);
   }
 
   /**
-   * Loads a model bundle. `modelUrl` defaults to the shipped model; `bytes` (a Uint8Array)
-   * loads exported bytes instead. `backend`: 'auto' (WebGPU when the browser offers it, else
-   * CPU), 'webgpu' (fails without it) or 'cpu'.
+   * Loads a model bundle. `modelUrl` defaults to the shipped model; `bytes` (a Uint8Array or
+   * ArrayBuffer, copied once) loads exported bytes instead. `backend`: 'auto' (WebGPU when the
+   * browser offers it, else CPU), 'webgpu' (fails without it) or 'cpu'.
    */
   static async load({ modelUrl = DEFAULT_MODEL_URL, bytes, backend = 'auto' } = {}) {
-    await loadWasm();
-    const choice = await pickBackend(backend);
-    const name = bytes ? 'model bytes' : modelUrl;
-    const data = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : (bytes ?? (await fetchModel(modelUrl)));
-    const engine = Engine.load(name, data, choice.backend);
-    if (engine.needsWordDictionary) await loadDictionary();
-    return new Classifier(engine, { name, bytes: data }, choice.reason);
+    if (bytes !== undefined) {
+      const owned = ownedCopy(bytes);
+      return new Classifier(await engine().call('load', { bytes: owned, backend }, { transfer: [owned.buffer] }));
+    }
+    const url = new URL(modelUrl, globalThis.document?.baseURI ?? here).href;
+    return new Classifier(await engine().call('load', { url, backend }));
   }
 
   /** Loads a model saved with `save(name)`; null when there is none under that name. */
   static async restore(name, { backend = 'auto', modelUrl = DEFAULT_MODEL_URL } = {}) {
-    const saved = await dbRequest('readonly', (store) => store.get(name));
-    if (!saved) return null;
-    const clf = await Classifier.load({ bytes: new Uint8Array(saved.bytes), backend });
-    // reset() still returns to the shipped model, not to the saved one.
-    clf.#shipped = { name: modelUrl, url: modelUrl };
-    return clf;
+    const url = new URL(modelUrl, globalThis.document?.baseURI ?? here).href;
+    const described = await engine().call('restore', { key: name, backend, url });
+    return described && new Classifier(described);
   }
 
   /** Deletes a model saved with `save(name)`. */
   static async forget(name) {
-    await dbRequest('readwrite', (store) => store.delete(name));
+    await engine().call('forget', { key: name });
   }
 
   /** 'webgpu' or 'cpu'. */
   get backend() {
-    return this.#engine.backend;
+    return this.#backend;
   }
 
-  /** The model's labels, e.g. ['负面', '正面'] (fine-tuning may add more). */
+  /** The model's labels, e.g. ['negative', 'positive'] (fine-tuning may add more). */
   get labels() {
-    return this.#engine.labels;
+    return [...this.#labels];
   }
 
   /** Architecture, tokenizer, labels, vocabulary size and the metrics recorded at training. */
   get info() {
-    return this.#engine.info;
+    return this.#info;
   }
 
   // Calls into the model run one at a time: fine-tuning replaces it mid-way.
@@ -172,24 +207,50 @@ export class Classifier {
     return run;
   }
 
-  /** `[{label, score, probs: {LABEL: p}}]`, one per text. */
-  classify(texts) {
+  #call(op, args = {}, options) {
+    if (this.#handle === null) return Promise.reject(new Error('this classifier was disposed'));
+    return engine().call(op, { handle: this.#handle, ...args }, options);
+  }
+
+  /**
+   * `[{label, score, probs: {LABEL: p}}]`, one per text, in order. Long batches go to the
+   * engine in chunks: `onProgress({done, total, start, predictions})` follows them (`predictions`
+   * are those of `texts[start…]`, for showing results as they arrive), and aborting `signal` rejects
+   * with its reason (an `AbortError` DOMException by default); the classifier stays usable.
+   */
+  classify(texts, { onProgress, signal } = {}) {
     if (typeof texts === 'string') texts = [texts];
     if (!Array.isArray(texts)) return Promise.reject(new TypeError('classify expects an array of strings'));
+    if (signal?.aborted) return Promise.reject(abortError(signal));
     const strings = texts.map((t) => (t == null ? '' : String(t)));
-    return this.#serial(() => this.#engine.classify(strings));
+    const work = this.#serial(async () => {
+      const out = [];
+      for (let start = 0; start < strings.length; start += CHUNK) {
+        if (signal?.aborted) throw abortError(signal);
+        const part = await this.#call('classify', { texts: strings.slice(start, start + CHUNK) });
+        if (signal?.aborted) throw abortError(signal); // no progress after the caller gave up
+        for (const p of part) out.push(p);
+        onProgress?.({ done: out.length, total: strings.length, start, predictions: part });
+      }
+      return out;
+    });
+    if (!signal) return work;
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(abortError(signal));
+      signal.addEventListener('abort', onAbort, { once: true });
+      work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
   }
 
   /** Per-token importance for the predicted label: `[{token, weight}]` (positive supports it). */
-  async explain(text) {
-    const result = await this.#serial(() => this.#engine.explain(String(text ?? '')));
-    return result.tokens;
+  explain(text) {
+    return this.#serial(() => this.#call('explain', { text: String(text ?? '') }));
   }
 
   /**
    * Trains on `examples = [{text, label}]` on this classifier's backend. A label the model
    * does not know adds a class. `onProgress({epoch, epochs, step, steps, loss, accuracy})`
-   * runs after every step; the page stays responsive between steps.
+   * runs after every step. Resolves to `{epochs, steps, loss, accuracy, labels}`.
    */
   fineTune(examples, { epochs, lr, batchSize, seed, freeze, onProgress } = {}) {
     if (!Array.isArray(examples)) return Promise.reject(new TypeError('fineTune expects [{text, label}]'));
@@ -199,29 +260,41 @@ export class Classifier {
     const options = Object.fromEntries(
       Object.entries({ epochs, lr, batchSize, seed, freeze }).filter(([, v]) => v !== undefined),
     );
-    return this.#serial(() => this.#engine.fineTune(clean, options, onProgress));
+    return this.#serial(async () => {
+      const result = await this.#call('fineTune', { examples: clean, options }, { onEvent: onProgress });
+      this.#labels = result.labels;
+      this.#info = result.info;
+      return result.summary;
+    });
   }
 
   /** The current model as bundle bytes (Uint8Array) for `Classifier.load({bytes})` or `xinsheng`. */
   exportModel({ precision = 'f16' } = {}) {
-    return this.#serial(() => this.#engine.exportModel(precision));
+    return this.#serial(() => this.#call('exportModel', { precision }));
   }
 
-  /** Saves the current model in IndexedDB under `name`. */
-  async save(name) {
-    const bytes = await this.exportModel({ precision: 'f32' });
-    await dbRequest('readwrite', (store) => store.put({ bytes: bytes.buffer, savedAt: Date.now() }, name));
+  /** Saves the current model in IndexedDB under `name` (the bytes never leave the engine). */
+  save(name) {
+    return this.#serial(() => this.#call('save', { key: name }));
   }
 
   /** Returns to the shipped model (same backend). */
   reset() {
     return this.#serial(async () => {
-      const shipped = this.#shipped;
-      const bytes = shipped.bytes ?? (await fetchModel(shipped.url));
-      this.#shipped = { name: shipped.name, bytes };
-      const previous = this.#engine;
-      this.#engine = Engine.load(shipped.name, bytes, previous.backend);
-      previous.free(); // the wasm-side model is not garbage-collected
+      const { labels, info } = await this.#call('reset');
+      this.#labels = labels;
+      this.#info = info;
+    });
+  }
+
+  /** Frees the model in the engine now; later calls reject. */
+  dispose() {
+    return this.#serial(async () => {
+      if (this.#handle === null) return;
+      const handle = this.#handle;
+      this.#handle = null;
+      finalizer.unregister(this);
+      await engine().call('free', { handle });
     });
   }
 }

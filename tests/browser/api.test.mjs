@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import {
   ROOT,
   countDispatches,
+  countMainThreadWasm,
+  engineWorker,
   inBrowser,
   startServer,
   nativePredict,
@@ -57,25 +59,32 @@ test('WebGPU: auto picks WebGPU; classify equals native predict; dispatches inde
   await inBrowser({ webgpu: true }, apiPage(), async ({ page, errors }) => {
     // SwiftShader runs every dispatch on the CPU: keep this small.
     const texts = TEXTS.slice(0, 3);
-    await page.evaluate(countDispatches);
-    const result = await page.evaluate(async (texts) => {
+    const loaded = await page.evaluate(async (texts) => {
       const { Classifier } = await import('/xinsheng.js');
-      const clf = await Classifier.load({ backend: 'auto' });
-      const predictions = await clf.classify(texts);
-      const dispatchesFor = async (text) => {
-        const before = window.__dispatches;
-        await clf.classify([text]);
-        return window.__dispatches - before;
-      };
-      const perForward = [await dispatchesFor('好'), await dispatchesFor('质量很好，'.repeat(30))];
+      window.clf = await Classifier.load({ backend: 'auto' });
+      return { backend: window.clf.backend, predictions: await window.clf.classify(texts) };
+    }, texts);
+    // The engine, and so WebGPU, lives in the worker: count its dispatches there.
+    const worker = await engineWorker(page);
+    await worker.evaluate(countDispatches);
+    const dispatchesFor = async (text) => {
+      const before = await worker.evaluate(() => globalThis.__dispatches);
+      await page.evaluate((text) => window.clf.classify([text]), text);
+      return (await worker.evaluate(() => globalThis.__dispatches)) - before;
+    };
+    const perForward = [await dispatchesFor('好'), await dispatchesFor('质量很好，'.repeat(30))];
+    const rest = await page.evaluate(async (texts) => {
+      const { Classifier } = await import('/xinsheng.js');
+      const clf = window.clf;
       const explained = await clf.explain('质量太差了');
       // A second model on the same page reuses the one WebGPU device.
       const second = await Classifier.load({ backend: 'webgpu' });
       const again = await second.classify(texts.slice(0, 1));
       const summary = await clf.fineTune([{ text: '一般般', label: '中立' }], { epochs: 1 });
       const bytes = await clf.exportModel({ precision: 'f32' });
-      return { backend: clf.backend, predictions, explained, again, summary, bytes: Array.from(bytes), perForward };
+      return { explained, again, summary, bytes: Array.from(bytes) };
     }, texts);
+    const result = { ...loaded, ...rest, perForward };
     assert.equal(result.backend, 'webgpu');
     // The fused recurrence: one kernel launch per layer and direction, whatever the length
     // (1 token or 150), not dispatches per step.
@@ -191,6 +200,63 @@ test('CPU: unreachable, corrupt or foreign model URLs give clear errors', async 
     assert.match(messages.notAModel, /page\.css.*(burnpack|corrupt)/);
     assert.match(messages.truncated, /model bytes/);
     assert.match(messages.badBackend, /unknown backend 'tpu'/);
+  });
+});
+
+test('CPU: the engine runs in a worker; 5,000 reviews report progress, cancel with AbortError, and the classifier stays usable', async () => {
+  await inBrowser({ webgpu: false, init: countMainThreadWasm }, apiPage(), async ({ page, errors }) => {
+    const result = await page.evaluate(async () => {
+      const { Classifier, engineLocation } = await import('/xinsheng.js');
+      const clf = await Classifier.load({ backend: 'cpu' });
+      const texts = Array.from({ length: 5000 }, (_, i) => `第${i}条：${i % 2 ? '质量很好，推荐' : '太差了，失望'}`);
+      const progress = [];
+      const full = await clf.classify(texts.slice(0, 1000), { onProgress: (p) => progress.push([p.done, p.total, p.start, p.predictions.length]) });
+      const controller = new AbortController();
+      let seen = 0;
+      const cancelled = await clf
+        .classify(texts, {
+          signal: controller.signal,
+          onProgress: ({ done }) => {
+            seen = done;
+            if (done >= 2500) controller.abort();
+          },
+        })
+        .then(() => 'resolved', (e) => ({ name: e.name, seen }));
+      const after = await clf.classify(['质量很好', '太差了']);
+      const alreadyAborted = await clf.classify(['好'], { signal: AbortSignal.abort() }).catch((e) => e.name);
+      return { where: await engineLocation(), wasmOnMain: window.__wasmOnMain, progress, full: full.length, cancelled, after, alreadyAborted };
+    });
+    assert.equal(result.where, 'worker');
+    assert.equal(result.wasmOnMain, 0, 'no WebAssembly instantiated on the main thread');
+    assert.deepEqual(result.progress.at(-1), [1000, 1000, 768, 232]);
+    assert.ok(result.progress.length >= 4, `progress events: ${result.progress.length}`);
+    assert.equal(result.full, 1000);
+    assert.equal(result.cancelled.name, 'AbortError');
+    assert.ok(result.cancelled.seen >= 2500 && result.cancelled.seen < 5000, `cancelled after ${result.cancelled.seen}`);
+    assertSamePredictions(assert, result.after, nativePredict(['质量很好', '太差了']));
+    assert.equal(result.alreadyAborted, 'AbortError');
+    assert.deepEqual(errors, []);
+  });
+});
+
+test('the core parser in the page reads BOM/CRLF/quoted CSV, GB18030 CSV and JSONL as the CLI does', async () => {
+  const dir = join(ROOT, 'tests/fixtures/files');
+  const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8'));
+  const files = Object.keys(expected).map((name) => ({ name, bytes: Array.from(readFileSync(join(dir, name))) }));
+  await inBrowser({ webgpu: false }, apiPage(), async ({ page }) => {
+    const read = await page.evaluate(async (files) => {
+      const { readReviews } = await import('/xinsheng.js');
+      const out = {};
+      for (const { name, bytes } of files) out[name] = await readReviews({ name, bytes: new Uint8Array(bytes) });
+      const bad = await readReviews({ name: 'x.txt', bytes: new Uint8Array([0x6f, 0x6b, 0x0a, 0xff, 0xff, 0xff]) }).catch((e) => e.message);
+      return { out, bad };
+    }, files);
+    for (const [name, want] of Object.entries(expected)) {
+      assert.equal(read.out[name].encoding, want.encoding, name);
+      assert.equal(read.out[name].skippedBlank, want.skippedBlank, name);
+      assert.deepEqual(read.out[name].records, want.records, name);
+    }
+    assert.match(read.bad, /^x\.txt:2: this is neither UTF-8 nor GB18030/);
   });
 });
 

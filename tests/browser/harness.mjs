@@ -28,16 +28,37 @@ export async function launch({ webgpu }) {
 }
 
 /**
- * Runs in the page (`page.addInitScript` or `page.evaluate`): counts WebGPU compute dispatches
- * page-wide in `window.__dispatches`.
+ * Runs in the engine's worker (`worker.evaluate`, see engineWorker): counts WebGPU compute
+ * dispatches in `globalThis.__dispatches`.
  */
 export function countDispatches() {
-  window.__dispatches = 0;
+  globalThis.__dispatches = 0;
   if (typeof GPUComputePassEncoder === 'undefined') return;
   for (const name of ['dispatchWorkgroups', 'dispatchWorkgroupsIndirect']) {
     const original = GPUComputePassEncoder.prototype[name];
     GPUComputePassEncoder.prototype[name] = function (...args) {
-      window.__dispatches++;
+      globalThis.__dispatches++;
+      return original.apply(this, args);
+    };
+  }
+}
+
+/** The page's engine worker (xinsheng.js starts one, named 'xinsheng-engine'). */
+export async function engineWorker(page) {
+  const found = () => page.workers().find((w) => /engine-worker\.js/.test(w.url()));
+  return found() ?? (await page.waitForEvent('worker', { predicate: (w) => /engine-worker\.js/.test(w.url()) }));
+}
+
+/**
+ * Runs in the page before its scripts (`page.addInitScript`): counts WebAssembly instantiations
+ * on the main thread in `window.__wasmOnMain`, to show the engine runs elsewhere.
+ */
+export function countMainThreadWasm() {
+  window.__wasmOnMain = 0;
+  for (const name of ['instantiate', 'instantiateStreaming', 'compile', 'compileStreaming']) {
+    const original = WebAssembly[name];
+    WebAssembly[name] = function (...args) {
+      window.__wasmOnMain++;
       return original.apply(this, args);
     };
   }
@@ -59,8 +80,9 @@ export function startServer() {
 }
 
 /** A page whose console errors and uncaught exceptions fail the test that reads `errors`. */
-export async function openPage(browser, url) {
+export async function openPage(browser, url, { init } = {}) {
   const context = await browser.newContext();
+  if (init) await context.addInitScript(init);
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
@@ -73,11 +95,11 @@ export async function openPage(browser, url) {
   return { page, context, errors };
 }
 
-/** Runs `test({ page, context, errors })` on `url` in a fresh Chromium, closed afterwards. */
-export async function inBrowser({ webgpu }, url, test) {
+/** Runs `test({ page, context, errors })` on `url` in a fresh Chromium (after `init` runs in it), closed afterwards. */
+export async function inBrowser({ webgpu, init }, url, test) {
   const browser = await launch({ webgpu });
   try {
-    return await test(await openPage(browser, url));
+    return await test(await openPage(browser, url, { init }));
   } finally {
     await browser.close();
   }
@@ -89,7 +111,10 @@ function binary() {
   return bin;
 }
 
-/** `xinsheng predict` on `texts` (one per line, so none may contain a newline). */
+/**
+ * `xinsheng predict` on `texts` (one per line, so none may contain a newline), aligned with
+ * `texts`: `null` for a blank text, which the CLI skips as every text source does.
+ */
 export function nativePredict(texts, model = join(ROOT, 'models/default'), extra = []) {
   const dir = mkdtempSync(join(tmpdir(), 'xinsheng-'));
   const input = join(dir, 'input.txt');
@@ -97,8 +122,10 @@ export function nativePredict(texts, model = join(ROOT, 'models/default'), extra
   const out = execFileSync(binary(), ['predict', '--model', model, '--input', input, ...extra], {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
+    stdio: ['ignore', 'pipe', 'ignore'],
   });
-  return out.trim().split('\n').map((line) => JSON.parse(line));
+  const answers = out.trim().split('\n').map((line) => JSON.parse(line));
+  return texts.map((t) => (t.trim() ? answers.shift() : null));
 }
 
 export function writeTemp(name, bytes) {
@@ -111,6 +138,7 @@ export function writeTemp(name, bytes) {
 export function assertSamePredictions(assert, browser, native, tolerance = 1e-4) {
   assert.equal(browser.length, native.length);
   browser.forEach((b, i) => {
+    if (native[i] === null) return; // a blank text: the CLI skips it
     assert.equal(b.label, native[i].label, `text ${i}: label`);
     for (const [label, p] of Object.entries(native[i].probs)) {
       const diff = Math.abs(b.probs[label] - p);

@@ -19,7 +19,8 @@ after(async () => {
   server?.close();
 });
 
-const demo = (query = 'backend=cpu') => `${server.url}?${query}`;
+// English: these flows check wording; workbench.test.mjs covers the Chinese default.
+const demo = (query = 'backend=cpu&lang=en') => `${server.url}?${query}`;
 const ready = (page) => page.waitForSelector('body[data-ready=true]');
 
 async function classify(page, texts) {
@@ -49,8 +50,8 @@ test('correct three labels, fine-tune, reload, reset', async () => {
   assert.deepEqual(await classify(page, WRONG), shipped);
 
   // One correction by click, two by keyboard (row focus, then the label's number).
-  const negative = (await page.$$eval('#results tbody tr:first-child .choice', (bs) => bs.map((b) => b.textContent))).findIndex(
-    (t) => t.endsWith('negative'),
+  const negative = (await page.$$eval('#results tbody tr:first-child .choice', (bs) => bs.map((b) => b.dataset.label))).indexOf(
+    'negative',
   );
   await page.click(`#results tbody tr[data-row="0"] .choice >> nth=${negative}`);
   await page.focus('#results tbody tr[data-row="1"]');
@@ -93,7 +94,7 @@ test('adding 中立 through corrections yields a three-label model that predicts
   await page.fill('#new-label', '中立');
   await page.click('#add-label');
   for (let i = 0; i < neutral.length; i++) {
-    await page.click(`#results tbody tr[data-row="${i}"] .choice:has-text("中立")`);
+    await page.click(`#results tbody tr[data-row="${i}"] .choice[data-label="中立"]`);
   }
   await page.waitForFunction(() => document.querySelectorAll('#corrections li').length === 3);
   await page.fill('#epochs', '15');
@@ -115,7 +116,7 @@ test('bad input gives clear messages and the page stays usable', async () => {
   const bad = join(dir, 'bad.jsonl');
   writeFileSync(bad, '{"label":"positive","text":"好"}\n{"label": "negative", "text": \n');
   await page.setInputFiles('#import-corrections', bad);
-  await page.waitForFunction(() => /bad\.jsonl:2: not valid JSON/.test(document.getElementById('status').textContent));
+  await page.waitForFunction(() => /bad\.jsonl:2: malformed JSON line/.test(document.getElementById('status').textContent));
 
   const doc = join(dir, 'reviews.docx');
   writeFileSync(doc, 'not a text file');
@@ -137,7 +138,7 @@ test('bad input gives clear messages and the page stays usable', async () => {
   await context.close();
 
   // A model URL that is not a model: a clear error; corrections still work.
-  const broken = await openPage(browser, demo('backend=cpu&model=/widget-test/page.css'));
+  const broken = await openPage(browser, demo('backend=cpu&lang=en&model=/widget-test/page.css'));
   await ready(broken.page);
   assert.match(await broken.page.textContent('#status'), /could not be loaded: .*page\.css/);
   await broken.page.fill('#new-label', '中立');
@@ -159,10 +160,17 @@ test('the widget classifies inside another page, emits events and keeps text as 
   assert.match(await page.textContent('sentiment-widget .result'), new RegExp(native.label));
 
   const other = ['positive', 'negative', '中立'].find((l) => l !== native.label);
-  await page.click(`sentiment-widget .choice:has-text("${other}")`);
+  await page.click(`sentiment-widget .choice[data-label="${other}"]`);
   await page.waitForFunction(() => window.widgetEvents.some((e) => e.type === 'sentiment-correction'));
   const correction = await page.evaluate(() => window.widgetEvents.find((e) => e.type === 'sentiment-correction').detail);
   assert.deepEqual(correction, { text: hostile, predicted: native.label, label: other });
+
+  // lang: the widget's words and label names follow it; events keep the label keys.
+  assert.equal(await page.textContent('sentiment-widget button[type=submit]'), 'Analyse');
+  await page.evaluate(() => document.getElementById('widget').setAttribute('lang', 'zh'));
+  assert.equal(await page.textContent('sentiment-widget button[type=submit]'), '分析');
+  const shown = { positive: '正面', negative: '负面' }[native.label];
+  assert.match(await page.textContent('sentiment-widget .result'), new RegExp(`^${shown} · `));
 
   // The event log renders the hostile text; no element was created from it anywhere.
   assert.match(await page.textContent('#events'), /<img src=x onerror=alert\(1\)>/);

@@ -1,35 +1,17 @@
-//! Labelled examples from TSV, CSV or JSONL files (columns/keys `label` and `text`).
-//! Parsing works on bytes so the browser can reuse it for dropped files.
+//! Labelled examples from TSV, CSV or JSONL files (columns/keys `label` and `text`), read
+//! through [`crate::input`] like every other text source. Parsing works on bytes so the browser
+//! can reuse it for dropped files.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use crate::input::{Encoding, Format};
+use crate::input::{decode, parse_records, record_line};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Example {
     pub label: String,
     pub text: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Tsv,
-    Csv,
-    Jsonl,
-}
-
-impl Format {
-    /// From the file name's extension; unknown extensions are refused rather than guessed.
-    pub fn from_name(name: &str) -> Result<Format> {
-        let lower = name.to_ascii_lowercase();
-        let ext = lower.rsplit('.').next().unwrap_or("");
-        match ext {
-            "tsv" | "tab" => Ok(Format::Tsv),
-            "csv" => Ok(Format::Csv),
-            "jsonl" | "ndjson" => Ok(Format::Jsonl),
-            _ => Err(Error::data(name, None, "unknown file format: use .tsv, .csv or .jsonl with 'label' and 'text'")),
-        }
-    }
 }
 
 /// Examples read from one file, plus how many rows were skipped because their text was empty.
@@ -68,128 +50,45 @@ impl Dataset {
     }
 }
 
-/// Reads a data file from disk; the format comes from its extension.
+/// Reads a data file from disk; the format comes from its extension, the encoding is detected.
 pub fn read_examples(path: &str) -> Result<Dataset> {
+    read_examples_as(path, Encoding::Auto)
+}
+
+/// [`read_examples`] with a given encoding.
+pub fn read_examples_as(path: &str, encoding: Encoding) -> Result<Dataset> {
     let format = Format::from_name(path)?;
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_string(), source })?;
-    parse_examples(path, &bytes, format)
+    parse_examples_as(path, &bytes, format, encoding)
 }
 
-/// Parses examples; `name` is only used in error messages.
+/// Parses labelled examples (encoding detected); `name` is only used in error messages.
 pub fn parse_examples(name: &str, bytes: &[u8], format: Format) -> Result<Dataset> {
-    let text = utf8(name, bytes)?;
-    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-    if text.trim().is_empty() {
-        return Err(Error::data(name, None, "the file is empty: expected a header row and at least one example"));
-    }
-    let rows = match format {
-        Format::Tsv => tsv_rows(name, text)?,
-        Format::Csv => csv_rows(name, text)?,
-        Format::Jsonl => jsonl_rows(name, text)?,
-    };
-    let mut dataset = Dataset::default();
-    for (line, label, text) in rows {
-        let label = label.trim();
-        if label.is_empty() {
-            return Err(Error::data(name, Some(line), "missing label"));
-        }
-        if text.trim().is_empty() {
-            dataset.skipped_empty += 1;
-            continue;
-        }
-        dataset.examples.push(Example { label: label.to_string(), text });
-        dataset.lines.push(line);
-    }
-    if dataset.examples.is_empty() {
-        return Err(Error::data(name, None, "no examples with non-empty text"));
-    }
-    Ok(dataset)
+    parse_examples_as(name, bytes, format, Encoding::Auto)
 }
 
-fn utf8<'a>(name: &str, bytes: &'a [u8]) -> Result<&'a str> {
-    std::str::from_utf8(bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
-        Error::data(name, Some(line), "invalid UTF-8: save the file as UTF-8")
-    })
-}
-
-type Row = (usize, String, String);
-
-/// Column positions of `label` and `text` in a header row.
-fn header_columns(name: &str, header: &[&str]) -> Result<(usize, usize)> {
-    let find = |col: &str| header.iter().position(|h| h.trim().eq_ignore_ascii_case(col));
-    match (find("label"), find("text")) {
-        (Some(l), Some(t)) => Ok((l, t)),
-        _ => Err(Error::data(
+/// Parses labelled examples: [`parse_records`] with every non-blank row labelled.
+pub fn parse_examples_as(name: &str, bytes: &[u8], format: Format, encoding: Encoding) -> Result<Dataset> {
+    if format == Format::Txt {
+        return Err(Error::data(name, None, "labelled data needs a .tsv, .csv or .jsonl file with 'label' and 'text'"));
+    }
+    let records = parse_records(name, bytes, format, encoding)?;
+    if !records.labelled {
+        return Err(Error::data(
             name,
             Some(1),
-            format!("header must name the columns 'label' and 'text', found {:?}", header),
-        )),
+            "labelled data needs a 'label' column (or \"label\" keys) beside 'text'",
+        ));
     }
-}
-
-fn tsv_rows(name: &str, text: &str) -> Result<Vec<Row>> {
-    let mut lines = text.lines().enumerate();
-    let (_, header) = lines.next().unwrap_or((0, ""));
-    let header: Vec<&str> = header.split('\t').collect();
-    let (label_col, text_col) = header_columns(name, &header)?;
-    let mut rows = Vec::new();
-    for (i, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split('\t').collect();
-        if fields.len() < header.len() {
-            return Err(Error::data(
-                name,
-                Some(i + 1),
-                format!("expected {} tab-separated columns (label<TAB>text), found {}", header.len(), fields.len()),
-            ));
-        }
-        // A stray tab inside the text (the last column) belongs to the text.
-        let text =
-            if text_col == header.len() - 1 { fields[text_col..].join("\t") } else { fields[text_col].to_string() };
-        rows.push((i + 1, fields[label_col].to_string(), text));
+    let mut dataset = Dataset { skipped_empty: records.skipped_blank, ..Dataset::default() };
+    for record in records.records {
+        let Some(label) = record.label else {
+            return Err(Error::data(name, Some(record.line), "missing label"));
+        };
+        dataset.examples.push(Example { label, text: record.text });
+        dataset.lines.push(record.line);
     }
-    Ok(rows)
-}
-
-fn csv_rows(name: &str, text: &str) -> Result<Vec<Row>> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(text.as_bytes());
-    let line_of = |e: &csv::Error| e.position().map(|p| p.line() as usize);
-    let header = reader.headers().map_err(|e| Error::data(name, line_of(&e), e.to_string()))?.clone();
-    let (label_col, text_col) = header_columns(name, &header.iter().collect::<Vec<_>>())?;
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| Error::data(name, line_of(&e), format!("malformed CSV: {e}")))?;
-        let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
-        rows.push((line, record[label_col].to_string(), record[text_col].to_string()));
-    }
-    Ok(rows)
-}
-
-#[derive(Deserialize)]
-struct JsonRow {
-    label: Option<String>,
-    text: Option<String>,
-}
-
-fn jsonl_rows(name: &str, text: &str) -> Result<Vec<Row>> {
-    let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let row: JsonRow = serde_json::from_str(line).map_err(|e| {
-            Error::data(
-                name,
-                Some(i + 1),
-                format!("malformed JSON line ({e}); expected {{\"label\": \"…\", \"text\": \"…\"}}"),
-            )
-        })?;
-        rows.push((i + 1, row.label.unwrap_or_default(), row.text.unwrap_or_default()));
-    }
-    Ok(rows)
+    Ok(dataset)
 }
 
 /// One row of a teacher file: a text, its gold label if the file gives one, and the
@@ -208,7 +107,7 @@ const TEACHER_FORMAT: &str = "teacher files are .tsv or .csv with a text column 
 pub fn read_teacher(path: &str, labels: &[String]) -> Result<Vec<TeacherRow>> {
     let format = Format::from_name(path)
         .ok()
-        .filter(|f| *f != Format::Jsonl)
+        .filter(|f| matches!(f, Format::Tsv | Format::Csv))
         .ok_or_else(|| Error::data(path, None, TEACHER_FORMAT))?;
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_string(), source })?;
     parse_teacher(path, &bytes, format, labels)
@@ -222,14 +121,14 @@ pub fn read_teacher(path: &str, labels: &[String]) -> Result<Vec<TeacherRow>> {
 /// Probabilities must lie in [0, 1] and sum to 1 within 0.01 (they are then normalised).
 /// Rows with empty text are skipped. Errors name the file and line.
 pub fn parse_teacher(name: &str, bytes: &[u8], format: Format, labels: &[String]) -> Result<Vec<TeacherRow>> {
-    let text = utf8(name, bytes)?;
-    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    let decoded = decode(name, bytes, Encoding::Auto)?;
+    let text = decoded.text.as_str();
     let mut builder = csv::ReaderBuilder::new();
     builder.has_headers(true).flexible(false);
     match format {
         Format::Tsv => builder.delimiter(b'\t').quoting(false),
         Format::Csv => &mut builder,
-        Format::Jsonl => {
+        Format::Jsonl | Format::Txt => {
             return Err(Error::data(name, None, TEACHER_FORMAT));
         }
     };
@@ -258,7 +157,7 @@ pub fn parse_teacher(name: &str, bytes: &[u8], format: Format, labels: &[String]
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| Error::data(name, line_of(&e), format!("malformed row: {e}")))?;
-        let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
+        let line = record.position().map_or(0, |p| record_line(text.as_bytes(), p.byte() as usize));
         let text = record[text_col].to_string();
         if text.trim().is_empty() {
             continue;
@@ -318,7 +217,10 @@ mod tests {
             "f:3: expected 2 tab-separated columns (label<TAB>text), found 1"
         );
         assert_eq!(err(b"label\ttext\n\tno label\n", Format::Tsv), "f:2: missing label");
-        assert!(err(b"label\ttext\npositive\t\xff\xfe\n", Format::Tsv).starts_with("f:2: invalid UTF-8"));
+        assert!(
+            err(b"label\ttext\npositive\t\xff\xfe\n", Format::Tsv)
+                .starts_with("f:2: this is neither UTF-8 nor GB18030")
+        );
         assert!(err(b"{\"label\": 1}\n", Format::Jsonl).starts_with("f:1: malformed JSON line"));
         assert!(err(b"", Format::Tsv).contains("empty"));
         assert!(err(b"label,text\na,b,c\n", Format::Csv).contains("malformed CSV"));

@@ -9,6 +9,7 @@ pub mod calibration;
 pub mod classifier;
 pub mod data;
 pub mod error;
+pub mod input;
 pub mod metrics;
 pub mod model;
 pub mod recurrence;

@@ -1,7 +1,7 @@
 //! `xinsheng`: the command line around `xinsheng-core`. It parses options, reads files and
 //! draws progress; every model computation is the core crate's.
 
-use std::io::{BufRead, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use xinsheng_core::bundle::{Bundle, Manifest, Precision};
 use xinsheng_core::classifier::{encode, encode_tokens};
-use xinsheng_core::data::{Dataset, read_examples, read_teacher};
+use xinsheng_core::data::{Dataset, read_examples_as, read_teacher};
+use xinsheng_core::input::{Encoding, Format, parse_records, read_records};
 use xinsheng_core::train::{
     Calibration, Distillation, Encoded, Event, Freeze, TrainOptions, attach_teacher, calibrate, finetune, fit, pretrain,
 };
@@ -31,14 +32,29 @@ enum Command {
     Train(TrainArgs),
     /// Measure a model on labelled data: accuracy, macro-F1, calibration error (ECE), per-class P/R/F1, confusion matrix
     Eval(EvalArgs),
-    /// Classify texts given as arguments, in a file (one per line), or on standard input
+    /// Classify texts given as arguments, in a file, or on standard input (one per line; blank lines are skipped)
     Predict(PredictArgs),
     /// Continue training a model on new labelled data (new labels add classes)
     Finetune(FinetuneArgs),
 }
 
+/// How text files are read (every subcommand reads them the same way).
+#[derive(Args, Clone, Copy)]
+struct InputOptions {
+    /// Text encoding of the input files: auto (a BOM, else UTF-8 if valid, else GB18030),
+    /// utf-8, gb18030 (also for GBK/GB2312, what Chinese Excel and Notepad save), utf-16le, utf-16be
+    #[arg(long, default_value = "auto", value_parser = parse_encoding)]
+    encoding: Encoding,
+}
+
+fn parse_encoding(s: &str) -> Result<Encoding, String> {
+    s.parse().map_err(|e: xinsheng_core::Error| e.to_string())
+}
+
 #[derive(Args)]
 struct TrainArgs {
+    #[command(flatten)]
+    read: InputOptions,
     /// Training data: .tsv, .csv or .jsonl with `label` and `text`; repeat to train on several
     /// files together (e.g. the corpus and the targeted augmentation in data/augment/)
     #[arg(long, required = true)]
@@ -126,6 +142,8 @@ struct TrainArgs {
 
 #[derive(Args)]
 struct EvalArgs {
+    #[command(flatten)]
+    read: InputOptions,
     /// Bundle directory or .bpk file
     #[arg(long, default_value = "models/default")]
     model: PathBuf,
@@ -139,10 +157,12 @@ struct EvalArgs {
 
 #[derive(Args)]
 struct PredictArgs {
+    #[command(flatten)]
+    read: InputOptions,
     /// Bundle directory or .bpk file
     #[arg(long, default_value = "models/default")]
     model: PathBuf,
-    /// A text file with one review per line
+    /// A file of reviews: .txt (one per line) or the `text` column of a .tsv, .csv or .jsonl
     #[arg(long)]
     input: Option<PathBuf>,
     /// Add each token's importance for the predicted label ("tokens": [{token, weight}]):
@@ -155,6 +175,8 @@ struct PredictArgs {
 
 #[derive(Args)]
 struct FinetuneArgs {
+    #[command(flatten)]
+    read: InputOptions,
     /// Bundle to start from (directory or .bpk file)
     #[arg(long, default_value = "models/default")]
     model: PathBuf,
@@ -205,9 +227,9 @@ fn device() -> Device {
     Device::flex()
 }
 
-fn load_data(path: &Path) -> Result<Dataset> {
+fn load_data(path: &Path, input: InputOptions) -> Result<Dataset> {
     let name = path.display().to_string();
-    let data = read_examples(&name)?;
+    let data = read_examples_as(&name, input.encoding)?;
     if data.skipped_empty > 0 {
         eprintln!("warning: {name}: skipped {} rows with empty text", data.skipped_empty);
     }
@@ -292,11 +314,11 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     let mut train_data = Dataset::default();
     for path in &args.data {
-        let part = load_data(path)?;
+        let part = load_data(path, args.read)?;
         train_data.examples.extend(part.examples);
         train_data.lines.extend(part.lines);
     }
-    let valid_data = args.valid.as_deref().map(load_data).transpose()?;
+    let valid_data = args.valid.as_deref().map(|p| load_data(p, args.read)).transpose()?;
     let mut labels = train_data.labels();
     labels.sort();
     if labels.len() < 2 {
@@ -430,7 +452,7 @@ fn report_calibration(c: Calibration) -> Calibration {
 
 fn eval(args: EvalArgs) -> Result<()> {
     let bundle = load_bundle(&args.model)?;
-    let data = load_data(&args.data)?;
+    let data = load_data(&args.data, args.read)?;
     let name = args.data.display().to_string();
     data.check_labels(&name, &bundle.manifest.labels)?;
     let labels = bundle.manifest.labels.clone();
@@ -493,35 +515,41 @@ fn predict(args: PredictArgs) -> Result<()> {
         }
         Ok(())
     };
-    if !args.texts.is_empty() {
-        return emit(&args.texts);
-    }
-    let (name, reader): (String, Box<dyn BufRead>) = match &args.input {
-        Some(path) => {
-            let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            (path.display().to_string(), Box::new(std::io::BufReader::new(file)))
+    // Arguments, a file and standard input all go through the core's one reader: BOM dropped,
+    // encoding detected, blank reviews skipped and counted.
+    let records = if !args.texts.is_empty() {
+        parse_records("arguments", args.texts.join("\n").as_bytes(), Format::Txt, Encoding::Utf8)?
+    } else {
+        match &args.input {
+            Some(path) => {
+                let name = path.display().to_string();
+                // .tsv/.csv/.jsonl give their text column; any other file is one review per line.
+                read_records(&name, Some(Format::from_name(&name).unwrap_or(Format::Txt)), args.read.encoding)?
+            }
+            None => {
+                let mut bytes = Vec::new();
+                std::io::stdin().lock().read_to_end(&mut bytes).context("cannot read standard input")?;
+                parse_records("<stdin>", &bytes, Format::Txt, args.read.encoding)?
+            }
         }
-        None => ("<stdin>".to_string(), Box::new(std::io::stdin().lock())),
     };
-    // Classify in chunks so that output streams while a long input is still being read.
-    let mut chunk = Vec::new();
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("{name}:{}: cannot read line (is the file UTF-8?)", i + 1))?;
-        chunk.push(line);
-        if chunk.len() == 256 {
-            emit(&chunk)?;
-            chunk.clear();
-        }
+    if records.skipped_blank > 0 {
+        eprintln!("skipped {} blank reviews", records.skipped_blank);
     }
-    emit(&chunk)
+    let texts: Vec<String> = records.records.into_iter().map(|r| r.text).collect();
+    // Classify in chunks so that output streams on long inputs.
+    for chunk in texts.chunks(256) {
+        emit(chunk)?;
+    }
+    Ok(())
 }
 
 fn finetune_cmd(args: FinetuneArgs) -> Result<()> {
     let freeze: Freeze = args.freeze.parse().map_err(anyhow::Error::msg)?;
     let precision: Precision = args.precision.parse().map_err(anyhow::Error::msg)?;
     let bundle = load_bundle(&args.model)?;
-    let data = load_data(&args.data)?;
-    let valid = args.valid.as_deref().map(load_data).transpose()?;
+    let data = load_data(&args.data, args.read)?;
+    let valid = args.valid.as_deref().map(|p| load_data(p, args.read)).transpose()?;
     let before = bundle.manifest.labels.clone();
     let options = TrainOptions {
         epochs: args.epochs,

@@ -64,17 +64,20 @@ fn predict_gives_a_valid_answer_for_any_text() {
     std::fs::write(&file, texts.join("\n")).unwrap();
     let out = xinsheng(&["predict", "--input", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // Blank reviews are skipped and counted, as every text source does; every other text gets an answer.
+    assert!(stderr(&out).contains("skipped 2 blank reviews"), "{}", stderr(&out));
     let lines: Vec<serde_json::Value> =
         String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let texts: Vec<&str> = texts.into_iter().filter(|t| !t.trim().is_empty()).collect();
     assert_eq!(lines.len(), texts.len());
-    for (line, text) in lines.iter().zip(texts) {
-        assert_eq!(line["text"], text);
+    for (line, text) in lines.iter().zip(&texts) {
+        assert_eq!(line["text"], *text);
         let probs = line["probs"].as_object().unwrap();
         let sum: f64 = probs.values().map(|p| p.as_f64().unwrap()).sum();
         assert!((sum - 1.0).abs() < 1e-4, "{line}");
         assert_eq!(probs[line["label"].as_str().unwrap()], line["score"]);
     }
-    assert_eq!(lines[6]["label"], "negative");
+    assert_eq!(lines[4]["label"], "negative");
 }
 
 #[test]
@@ -99,9 +102,15 @@ fn predict_reads_standard_input_and_files() {
     let dir = tmp("input");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("reviews.txt");
-    std::fs::write(&file, "好评\n\n差评\n").unwrap();
+    std::fs::write(&file, "\u{FEFF}好评\r\n\r\n   \n差评\n").unwrap();
     let out = xinsheng(&["predict", "--input", file.to_str().unwrap()]);
-    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 3, "one answer per line, blank lines included");
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    let texts: Vec<String> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(texts, ["好评", "差评"], "BOM dropped, CRLF handled, blank lines skipped");
+    assert!(stderr(&out).contains("skipped 2 blank reviews"), "{}", stderr(&out));
 }
 
 #[test]
@@ -109,7 +118,7 @@ fn bad_data_files_name_the_file_and_line() {
     let cases = [
         ("missing-tab.tsv", "tests/fixtures/missing-tab.tsv:3: expected 2 tab-separated columns"),
         ("missing-label.tsv", "tests/fixtures/missing-label.tsv:3: missing label"),
-        ("invalid-utf8.tsv", "tests/fixtures/invalid-utf8.tsv:3: invalid UTF-8"),
+        ("invalid-utf8.tsv", "tests/fixtures/invalid-utf8.tsv:3: this is neither UTF-8 nor GB18030"),
         ("empty.tsv", "tests/fixtures/empty.tsv: the file is empty"),
         ("malformed.jsonl", "tests/fixtures/malformed.jsonl:2: malformed JSON line"),
         ("unknown-label.tsv", "tests/fixtures/unknown-label.tsv:3: unknown label '中立'"),
@@ -293,4 +302,39 @@ fn negation_contrast_and_late_verdicts_get_the_right_label() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["label"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(labels, ["positive", "negative", "negative"]);
+}
+
+/// The files of tests/fixtures/files, read as the page reads them (tests/browser/workbench.test.mjs
+/// compares the page's reading with the same expected.json).
+#[test]
+fn bom_crlf_quoted_gb18030_and_jsonl_files_read_as_expected() {
+    let dir = repo().join("tests/fixtures/files");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    for (file, want) in expected.as_object().unwrap() {
+        let path = dir.join(file);
+        let path = path.to_str().unwrap();
+        let want_texts: Vec<&str> =
+            want["records"].as_array().unwrap().iter().map(|r| r["text"].as_str().unwrap()).collect();
+        let out = xinsheng(&["predict", "--input", path]);
+        assert!(out.status.success(), "{file}: {}", stderr(&out));
+        let texts: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(texts, want_texts, "{file}: predict --input");
+        let out = xinsheng(&["eval", "--data", path, "--json"]);
+        assert!(out.status.success(), "{file}: {}", stderr(&out));
+        let metrics: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let support: u64 =
+            metrics["per_class"].as_object().unwrap().values().map(|c| c["support"].as_u64().unwrap()).sum();
+        assert_eq!(support as usize, want_texts.len(), "{file}: eval reads every labelled row");
+    }
+    // Forcing the wrong encoding is an error naming the line, never replacement characters.
+    let gb = dir.join("gb18030.csv");
+    let err = failure(&["predict", "--encoding", "utf-8", "--input", gb.to_str().unwrap()]);
+    assert!(err.contains("gb18030.csv:2: not valid utf-8 text"), "{err}");
+    let out = xinsheng(&["eval", "--encoding", "latin1", "--data", gb.to_str().unwrap()]);
+    assert!(!out.status.success() && stderr(&out).contains("unknown encoding 'latin1'"), "{}", stderr(&out));
 }

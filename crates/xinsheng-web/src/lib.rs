@@ -49,6 +49,27 @@ pub fn load_word_dictionary(text: &[u8]) -> Result<(), JsError> {
     xinsheng_core::tokenizer::load_word_dictionary(text).map_err(|e| JsError::new(&e))
 }
 
+/// Reads a dropped or opened file the way the CLI does (`xinsheng_core::input::parse_records`):
+/// `format` is "txt", "tsv", "csv" or "jsonl" (default: from `name`'s extension), `encoding` is
+/// "auto" (default), "utf-8", "gb18030", "utf-16le" or "utf-16be". Returns
+/// `{format, encoding, labelled, records: [{line, text, label?}], skippedBlank}`; errors name
+/// the file and line.
+#[wasm_bindgen(js_name = parseFile)]
+pub fn parse_file(
+    name: &str,
+    bytes: &[u8],
+    format: Option<String>,
+    encoding: Option<String>,
+) -> Result<JsValue, JsError> {
+    use xinsheng_core::input::{Encoding, Format, parse_records};
+    let format = match format.as_deref() {
+        None | Some("") => Format::from_name(name).map_err(js_error)?,
+        Some(f) => Format::from_name(&format!("{name}.{f}")).map_err(js_error)?,
+    };
+    let encoding: Encoding = encoding.as_deref().unwrap_or("auto").parse().map_err(js_error)?;
+    to_js(&parse_records(name, bytes, format, encoding).map_err(js_error)?)
+}
+
 fn device_for(backend: &str) -> Result<Device, JsError> {
     match backend {
         "cpu" => Ok(Device::flex()),

@@ -1,0 +1,473 @@
+//! Every text source, read one way: files, standard input, pasted text and the page's dropped
+//! files all go through [`parse_records`], so the CLI and the browser see the same reviews.
+//!
+//! Bytes are decoded first ([`decode`]): a BOM decides (UTF-8, UTF-16LE/BE); otherwise valid
+//! UTF-8 is UTF-8 and anything else that is valid GB18030 (which includes GBK and GB2312, what
+//! Chinese Excel and Notepad save) is GB18030. Nothing is ever decoded with replacement
+//! characters: bytes valid in no supported encoding are an error naming the file and line.
+//! Then one rule for rows: a leading BOM is dropped, CRLF and LF both end a line, and rows whose
+//! text is blank are skipped and counted ([`Records::skipped_blank`]).
+
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The character encoding of a text source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Encoding {
+    /// BOM, else UTF-8 if valid, else GB18030 if valid.
+    #[default]
+    Auto,
+    #[serde(rename = "utf-8")]
+    Utf8,
+    /// GB18030, a superset of GBK and GB2312.
+    Gb18030,
+    #[serde(rename = "utf-16le")]
+    Utf16le,
+    #[serde(rename = "utf-16be")]
+    Utf16be,
+}
+
+impl Encoding {
+    /// The names `--encoding` and the page accept.
+    pub const NAMES: &'static str = "auto, utf-8, gb18030 (also for gbk and gb2312), utf-16le, utf-16be";
+
+    fn codec(self) -> Option<&'static encoding_rs::Encoding> {
+        match self {
+            Encoding::Auto => None,
+            Encoding::Utf8 => Some(encoding_rs::UTF_8),
+            Encoding::Gb18030 => Some(encoding_rs::GB18030),
+            Encoding::Utf16le => Some(encoding_rs::UTF_16LE),
+            Encoding::Utf16be => Some(encoding_rs::UTF_16BE),
+        }
+    }
+
+    /// The canonical name, as reported in [`Records::encoding`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Auto => "auto",
+            Encoding::Utf8 => "utf-8",
+            Encoding::Gb18030 => "gb18030",
+            Encoding::Utf16le => "utf-16le",
+            Encoding::Utf16be => "utf-16be",
+        }
+    }
+}
+
+impl FromStr for Encoding {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "auto" | "" => Ok(Encoding::Auto),
+            "utf-8" | "utf8" => Ok(Encoding::Utf8),
+            "gb18030" | "gbk" | "gb2312" | "cp936" => Ok(Encoding::Gb18030),
+            "utf-16le" | "utf16le" => Ok(Encoding::Utf16le),
+            "utf-16be" | "utf16be" => Ok(Encoding::Utf16be),
+            other => Err(Error::Invalid(format!("unknown encoding '{other}' (expected {})", Encoding::NAMES))),
+        }
+    }
+}
+
+/// Decoded text and the encoding it was read as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    /// Without a byte-order mark.
+    pub text: String,
+    pub encoding: Encoding,
+}
+
+/// Decodes `bytes` (see the module documentation for the rule). `name` is for error messages.
+///
+/// Errors: bytes that are malformed in the chosen (or every detected) encoding, naming the
+/// line of the first bad byte; NUL characters (a binary file such as a spreadsheet or archive).
+pub fn decode(name: &str, bytes: &[u8], encoding: Encoding) -> Result<Decoded> {
+    let (codec, chosen, bom) = match encoding {
+        Encoding::Auto => match encoding_rs::Encoding::for_bom(bytes) {
+            Some((codec, bom)) => (codec, encoding_of(codec), bom),
+            None => match std::str::from_utf8(bytes) {
+                Ok(text) => return checked(name, text.to_string(), Encoding::Utf8),
+                Err(e) => {
+                    let gb = encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(bytes);
+                    return match gb {
+                        Some(text) => checked(name, text.into_owned(), Encoding::Gb18030),
+                        None => Err(Error::data(
+                            name,
+                            Some(line_at(bytes, e.valid_up_to())),
+                            format!(
+                                "this is neither UTF-8 nor GB18030/GBK text: save the file as UTF-8, or name its \
+                                 encoding ({})",
+                                Encoding::NAMES
+                            ),
+                        )),
+                    };
+                }
+            },
+        },
+        forced => {
+            let codec = forced.codec().expect("not auto");
+            let bom = encoding_rs::Encoding::for_bom(bytes).filter(|(c, _)| *c == codec).map_or(0, |(_, n)| n);
+            (codec, forced, bom)
+        }
+    };
+    let body = &bytes[bom..];
+    let mut decoder = codec.new_decoder_without_bom_handling();
+    let capacity = decoder.max_utf8_buffer_length_without_replacement(body.len()).unwrap_or(body.len() * 3);
+    let mut text = String::with_capacity(capacity);
+    let (result, read) = decoder.decode_to_string_without_replacement(body, &mut text, true);
+    if let encoding_rs::DecoderResult::Malformed(..) = result {
+        return Err(Error::data(
+            name,
+            Some(line_at(body, read)),
+            format!(
+                "not valid {} text: save the file as UTF-8, or name its encoding ({})",
+                chosen.name(),
+                Encoding::NAMES
+            ),
+        ));
+    }
+    checked(name, text, chosen)
+}
+
+fn encoding_of(codec: &'static encoding_rs::Encoding) -> Encoding {
+    if codec == encoding_rs::UTF_16LE {
+        Encoding::Utf16le
+    } else if codec == encoding_rs::UTF_16BE {
+        Encoding::Utf16be
+    } else {
+        Encoding::Utf8
+    }
+}
+
+fn checked(name: &str, mut text: String, encoding: Encoding) -> Result<Decoded> {
+    if let Some(at) = text.find('\0') {
+        let line = text[..at].matches('\n').count() + 1;
+        return Err(Error::data(
+            name,
+            Some(line),
+            "this looks like a binary file (it contains NUL bytes), not text: export it as CSV, TSV, JSONL or plain text",
+        ));
+    }
+    if text.starts_with('\u{FEFF}') {
+        text.drain(..'\u{FEFF}'.len_utf8());
+    }
+    Ok(Decoded { text, encoding })
+}
+
+/// 1-based line of byte `offset`.
+fn line_at(bytes: &[u8], offset: usize) -> usize {
+    bytes[..offset.min(bytes.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// How a source lays out its rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// One review per line, no header.
+    Txt,
+    /// Tab-separated with a header row; no quoting (a tab inside the last column's text is kept).
+    Tsv,
+    /// RFC 4180 CSV with a header row: quoted fields may hold commas, quotes and newlines.
+    Csv,
+    /// One JSON object per line with a string `text` and optionally `label`.
+    Jsonl,
+}
+
+impl Format {
+    /// From the file name's extension (`.txt`, `.tsv`/`.tab`, `.csv`, `.jsonl`/`.ndjson`);
+    /// unknown extensions are refused rather than guessed.
+    pub fn from_name(name: &str) -> Result<Format> {
+        let lower = name.to_ascii_lowercase();
+        let ext = lower.rsplit('.').next().unwrap_or("");
+        match ext {
+            "txt" | "text" => Ok(Format::Txt),
+            "tsv" | "tab" => Ok(Format::Tsv),
+            "csv" => Ok(Format::Csv),
+            "jsonl" | "ndjson" => Ok(Format::Jsonl),
+            _ => Err(Error::data(
+                name,
+                None,
+                "unknown file format: use .txt (one review per line), or .tsv, .csv or .jsonl with a 'text' column \
+                 (and 'label' for labelled data)",
+            )),
+        }
+    }
+}
+
+/// One review read from a source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Record {
+    /// 1-based line where the row starts.
+    pub line: usize,
+    pub text: String,
+    /// The row's label, when the source has a label column and this row fills it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// The reviews of one source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Records {
+    pub format: Format,
+    /// The encoding the bytes were decoded as.
+    pub encoding: Encoding,
+    /// True when the source has a label column (or `label` keys); rows may still lack one.
+    pub labelled: bool,
+    pub records: Vec<Record>,
+    /// Rows skipped because their text was empty or whitespace only.
+    pub skipped_blank: usize,
+}
+
+/// Reads a file from disk; `format` defaults to the one its extension names.
+pub fn read_records(path: &str, format: Option<Format>, encoding: Encoding) -> Result<Records> {
+    let format = match format {
+        Some(f) => f,
+        None => Format::from_name(path)?,
+    };
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_string(), source })?;
+    parse_records(path, &bytes, format, encoding)
+}
+
+/// Decodes and parses one source. `name` is only used in error messages (`file:line: …`).
+///
+/// Tables (TSV, CSV) need a header naming a `text` column (any ASCII case); a `label` column is
+/// optional. JSONL objects need a string `text`; `label` may be a string or, as annotation tools
+/// such as doccano write it, a list of one string. Errors: undecodable bytes, a missing `text`
+/// column, malformed rows, and a source with no non-blank review.
+pub fn parse_records(name: &str, bytes: &[u8], format: Format, encoding: Encoding) -> Result<Records> {
+    let decoded = decode(name, bytes, encoding)?;
+    let text = decoded.text.as_str();
+    if text.trim().is_empty() {
+        let header = if matches!(format, Format::Txt) { "" } else { "a header row and " };
+        return Err(Error::data(name, None, format!("the file is empty: expected {header}at least one review")));
+    }
+    let mut out =
+        Records { format, encoding: decoded.encoding, labelled: false, records: Vec::new(), skipped_blank: 0 };
+    let mut push = |line: usize, text: String, label: Option<String>| {
+        if text.trim().is_empty() {
+            out.skipped_blank += 1;
+        } else {
+            let label = label.map(|l| l.trim().to_string()).filter(|l| !l.is_empty());
+            out.records.push(Record { line, text, label });
+        }
+    };
+    let labelled = match format {
+        Format::Txt => {
+            for (i, line) in text.lines().enumerate() {
+                push(i + 1, line.trim().to_string(), None);
+            }
+            false
+        }
+        Format::Tsv => tsv_rows(name, text, &mut push)?,
+        Format::Csv => csv_rows(name, text, &mut push)?,
+        Format::Jsonl => jsonl_rows(name, text, &mut push)?,
+    };
+    out.labelled = labelled;
+    if out.records.is_empty() {
+        let blank = match out.skipped_blank {
+            0 => String::new(),
+            n => format!(" ({n} blank rows skipped)"),
+        };
+        return Err(Error::data(name, None, format!("no reviews found: the file has no non-blank text{blank}")));
+    }
+    Ok(out)
+}
+
+type Push<'a> = dyn FnMut(usize, String, Option<String>) + 'a;
+
+/// Positions of the `text` and (optional) `label` columns.
+fn header_columns(name: &str, header: &[&str]) -> Result<(usize, Option<usize>)> {
+    let find =
+        |col: &str| header.iter().position(|h| h.trim().trim_start_matches('\u{FEFF}').eq_ignore_ascii_case(col));
+    match find("text") {
+        Some(text) => Ok((text, find("label"))),
+        None => Err(Error::data(
+            name,
+            Some(1),
+            format!("the header row needs a 'text' column (and 'label' for labelled data); found {header:?}"),
+        )),
+    }
+}
+
+fn tsv_rows(name: &str, text: &str, push: &mut Push) -> Result<bool> {
+    let mut lines = text.lines().enumerate();
+    let (_, header) = lines.next().unwrap_or((0, ""));
+    let header: Vec<&str> = header.split('\t').collect();
+    let (text_col, label_col) = header_columns(name, &header)?;
+    for (i, line) in lines {
+        if line.trim().is_empty() {
+            push(i + 1, String::new(), None);
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').collect();
+        if fields.len() < header.len() {
+            return Err(Error::data(
+                name,
+                Some(i + 1),
+                format!(
+                    "expected {} tab-separated columns ({}), found {}",
+                    header.len(),
+                    header.join("<TAB>"),
+                    fields.len()
+                ),
+            ));
+        }
+        // A stray tab inside the text (the last column) belongs to the text.
+        let text =
+            if text_col == header.len() - 1 { fields[text_col..].join("\t") } else { fields[text_col].to_string() };
+        push(i + 1, text, label_col.map(|c| fields[c].to_string()));
+    }
+    Ok(label_col.is_some())
+}
+
+fn csv_rows(name: &str, text: &str, push: &mut Push) -> Result<bool> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(text.as_bytes());
+    let line_of = |e: &csv::Error| e.position().map(|p| p.line() as usize);
+    let header = reader.headers().map_err(|e| Error::data(name, line_of(&e), e.to_string()))?.clone();
+    let (text_col, label_col) = header_columns(name, &header.iter().collect::<Vec<_>>())?;
+    for record in reader.records() {
+        let record = record.map_err(|e| Error::data(name, line_of(&e), format!("malformed CSV: {e}")))?;
+        let line = record.position().map_or(0, |p| record_line(text.as_bytes(), p.byte() as usize));
+        push(line, record[text_col].to_string(), label_col.map(|c| record[c].to_string()));
+    }
+    Ok(label_col.is_some())
+}
+
+/// The 1-based line where a CSV record starting at byte `start` begins. (The csv crate's own line
+/// count is one short after CRLF: the record's position falls before the `\n` of the previous
+/// line's terminator.)
+pub(crate) fn record_line(bytes: &[u8], start: usize) -> usize {
+    let mut at = start.min(bytes.len());
+    while at < bytes.len() && matches!(bytes[at], b'\r' | b'\n') {
+        at += 1;
+    }
+    line_at(bytes, at)
+}
+
+#[derive(Deserialize)]
+struct JsonRow {
+    text: Option<String>,
+    label: Option<JsonLabel>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum JsonLabel {
+    One(String),
+    List(Vec<String>),
+}
+
+fn jsonl_rows(name: &str, text: &str, push: &mut Push) -> Result<bool> {
+    let mut labelled = false;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            push(i + 1, String::new(), None);
+            continue;
+        }
+        let bad = |what: String| {
+            Error::data(
+                name,
+                Some(i + 1),
+                format!("{what}; expected {{\"text\": \"…\", \"label\": \"…\"}} on each line"),
+            )
+        };
+        let row: JsonRow = serde_json::from_str(line).map_err(|e| bad(format!("malformed JSON line ({e})")))?;
+        let label = match row.label {
+            None => None,
+            Some(JsonLabel::One(l)) => Some(l),
+            Some(JsonLabel::List(mut list)) if list.len() <= 1 => list.pop(),
+            Some(JsonLabel::List(list)) => {
+                return Err(bad(format!("{} labels {list:?} on one review; give it exactly one", list.len())));
+            }
+        };
+        labelled |= label.is_some();
+        let text = row.text.ok_or_else(|| bad("no \"text\"".to_string()))?;
+        push(i + 1, text, label);
+    }
+    Ok(labelled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(r: &Records) -> Vec<&str> {
+        r.records.iter().map(|r| r.text.as_str()).collect()
+    }
+
+    #[test]
+    fn gb18030_utf16_and_bom_utf8_decode_to_the_same_text() {
+        let text = "text,label\n\"很好，\n真的\",正面\n";
+        let (gb, _, bad) = encoding_rs::GB18030.encode(text);
+        assert!(!bad);
+        let mut utf16le = vec![0xFF, 0xFE];
+        utf16le.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        let mut bom8 = "\u{FEFF}".as_bytes().to_vec();
+        bom8.extend(text.replace('\n', "\r\n").as_bytes());
+        for (bytes, encoding) in [(&gb[..], Encoding::Gb18030), (&utf16le, Encoding::Utf16le), (&bom8, Encoding::Utf8)]
+        {
+            let r = parse_records("f.csv", bytes, Format::Csv, Encoding::Auto).unwrap();
+            assert_eq!(r.encoding, encoding);
+            assert_eq!(texts(&r).iter().map(|t| t.replace('\r', "")).collect::<Vec<_>>(), ["很好，\n真的"]);
+            assert_eq!(r.records[0].label.as_deref(), Some("正面"));
+        }
+    }
+
+    #[test]
+    fn undecodable_bytes_name_the_line_and_never_become_replacement_characters() {
+        let err = decode("x.txt", b"ok\nfine\n\xff\xff\xff\n", Encoding::Auto).unwrap_err().to_string();
+        assert!(err.starts_with("x.txt:3: this is neither UTF-8 nor GB18030"), "{err}");
+        let err = decode("x.txt", "好\n".as_bytes(), Encoding::Gb18030).map(|d| d.text);
+        assert_ne!(err.ok().as_deref(), Some("好\n"), "UTF-8 bytes forced through GB18030 are not the same text");
+        let err = decode("x.txt", b"a\n\xff\n", Encoding::Utf8).unwrap_err().to_string();
+        assert_eq!(err.split(": ").take(2).collect::<Vec<_>>(), ["x.txt:2", "not valid utf-8 text"]);
+        let err = decode("x.csv", b"PK\x03\x04\0\0", Encoding::Auto).unwrap_err().to_string();
+        assert!(err.contains("binary file"), "{err}");
+        assert!("latin1".parse::<Encoding>().is_err());
+        assert_eq!("GBK".parse::<Encoding>().unwrap(), Encoding::Gb18030);
+        for e in [Encoding::Auto, Encoding::Utf8, Encoding::Gb18030, Encoding::Utf16le, Encoding::Utf16be] {
+            assert_eq!(serde_json::to_value(e).unwrap(), e.name(), "serialised as its name");
+            assert_eq!(e.name().parse::<Encoding>().unwrap(), e);
+        }
+    }
+
+    #[test]
+    fn blank_rows_are_skipped_and_counted_in_every_format() {
+        let txt =
+            parse_records("f.txt", "\u{FEFF}很好\r\n\r\n   \n太差\n".as_bytes(), Format::Txt, Encoding::Auto).unwrap();
+        assert_eq!(texts(&txt), ["很好", "太差"]);
+        assert_eq!((txt.skipped_blank, txt.records[1].line, txt.labelled), (2, 4, false));
+        let tsv = parse_records("f.tsv", "text\n好\n\n \n".as_bytes(), Format::Tsv, Encoding::Auto).unwrap();
+        assert_eq!((texts(&tsv), tsv.skipped_blank), (vec!["好"], 2));
+        let jsonl = "{\"text\":\"a\\tb\",\"label\":[\"正面\"]}\n\n{\"text\":\" \"}\n";
+        let jsonl = parse_records("f.jsonl", jsonl.as_bytes(), Format::Jsonl, Encoding::Auto).unwrap();
+        assert_eq!((texts(&jsonl), jsonl.skipped_blank, jsonl.labelled), (vec!["a\tb"], 2, true));
+        assert_eq!(jsonl.records[0].label.as_deref(), Some("正面"));
+        let only_blank = parse_records("f.tsv", b"text\n\n \n", Format::Tsv, Encoding::Auto).unwrap_err().to_string();
+        assert_eq!(only_blank, "f.tsv: no reviews found: the file has no non-blank text (2 blank rows skipped)");
+        let empty = parse_records("f.txt", b"\n \n", Format::Txt, Encoding::Auto).unwrap_err().to_string();
+        assert_eq!(empty, "f.txt: the file is empty: expected at least one review");
+    }
+
+    #[test]
+    fn tables_need_a_text_column_and_rows_name_their_lines() {
+        let err = |s: &str, f: Format| parse_records("f", s.as_bytes(), f, Encoding::Auto).unwrap_err().to_string();
+        assert!(err("review\n好\n", Format::Csv).starts_with("f:1: the header row needs a 'text' column"));
+        assert!(err("label,text\na,b,c\n", Format::Csv).contains("malformed CSV"));
+        assert!(err("{\"label\": 1}\n", Format::Jsonl).starts_with("f:1: malformed JSON line"));
+        assert!(err("{\"label\": [\"a\", \"b\"], \"text\": \"x\"}\n", Format::Jsonl).contains("2 labels"));
+        assert!(err("label\ttext\nno tab\n", Format::Tsv).starts_with("f:2: expected 2 tab-separated columns"));
+        for ending in ["\n", "\r\n"] {
+            let text = "id,text\n1,\"a\nb\"\n2,c\n".replace('\n', ending);
+            let csv = parse_records("f", text.as_bytes(), Format::Csv, Encoding::Auto).unwrap();
+            assert_eq!(csv.records.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 4], "{ending:?}");
+            assert!(!csv.labelled);
+        }
+        assert!(Format::from_name("x.xlsx").is_err());
+        assert_eq!(Format::from_name("X.TXT").unwrap(), Format::Txt);
+    }
+}

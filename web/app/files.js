@@ -1,0 +1,55 @@
+// Files in and out: reviews to classify and corrections to import are read by the core's
+// parser in the engine (the same code as the `xinsheng` CLI: encodings, BOM, CRLF, quoted CSV,
+// blank lines); predictions and corrections are exported as CSV (UTF-8 with BOM, so Excel
+// shows Chinese) and JSONL.
+
+import { readReviews } from '../xinsheng.js';
+import { state, correctionFor } from './state.js';
+import { download } from './ui.js';
+
+/** `{records, encoding, skippedBlank, labelled}` of a file, decoded as `encoding` ('auto' detects). */
+export function readFile(file, encoding = 'auto') {
+  return readReviews(file, { encoding });
+}
+
+function csvField(value) {
+  const s = String(value ?? '');
+  return /[",\r\n]/.test(s) || s !== s.trim() ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** The classified rows as CSV: text, label, score, p_LABEL per label, corrected. */
+export function predictionsCsv(rows = state.rows, labels = state.clf.labels) {
+  const header = ['text', 'label', 'score', ...labels.map((l) => `p_${l}`), 'corrected'];
+  const lines = [header.map(csvField).join(',')];
+  for (const row of rows) {
+    const p = row.prediction;
+    lines.push(
+      [row.text, p.label, p.score, ...labels.map((l) => p.probs[l] ?? 0), correctionFor(row.text)?.label ?? '']
+        .map(csvField)
+        .join(','),
+    );
+  }
+  return '\uFEFF' + lines.join('\r\n') + '\r\n';
+}
+
+/** The classified rows as JSONL: {text, label, score, probs, corrected?}. */
+export function predictionsJsonl(rows = state.rows) {
+  return rows
+    .map((row) => {
+      const { label, score, probs } = row.prediction;
+      const corrected = correctionFor(row.text)?.label;
+      return JSON.stringify({ text: row.text, label, score, probs, ...(corrected ? { corrected } : {}) });
+    })
+    .join('\n')
+    .concat('\n');
+}
+
+export function exportPredictions(kind) {
+  if (kind === 'csv') download(new Blob([predictionsCsv()], { type: 'text/csv;charset=utf-8' }), 'xinsheng-predictions.csv');
+  else download(new Blob([predictionsJsonl()], { type: 'application/jsonl' }), 'xinsheng-predictions.jsonl');
+}
+
+export function exportCorrections() {
+  const jsonl = state.corrections.map((c) => JSON.stringify({ label: c.label, text: c.text })).join('\n') + '\n';
+  download(new Blob([jsonl], { type: 'application/jsonl' }), 'corrections.jsonl');
+}

@@ -1,0 +1,70 @@
+// The interface language: Simplified Chinese by default, English on request, remembered in
+// localStorage (and `?lang=en|zh` in the URL, which also remembers).
+
+import { STRINGS, LABEL_NAMES } from './strings.js';
+
+const KEY = 'xinsheng-lang';
+const listeners = [];
+
+function initial() {
+  const asked = new URLSearchParams(location.search).get('lang');
+  if (asked in STRINGS) {
+    remember(asked);
+    return asked;
+  }
+  try {
+    const saved = localStorage.getItem(KEY);
+    if (saved in STRINGS) return saved;
+  } catch {
+    // storage blocked: the default it is
+  }
+  return 'zh';
+}
+
+function remember(lang) {
+  try {
+    localStorage.setItem(KEY, lang);
+  } catch {
+    // storage blocked: the choice lasts for this page only
+  }
+}
+
+export let lang = initial();
+
+/** The string `key` in the current language, with `{name}` filled from `vars`. */
+export function t(key, vars = {}) {
+  const template = STRINGS[lang][key] ?? STRINGS.zh[key];
+  if (template === undefined) throw new Error(`no string '${key}'`);
+  return template.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? `{${name}}`));
+}
+
+/** How a label key is shown (positive → 正面 in Chinese); exports and the API keep the key. */
+export function labelName(label) {
+  return LABEL_NAMES[lang][label] ?? label;
+}
+
+/** Fills every `data-i18n` (text), `data-i18n-placeholder` and `data-i18n-aria-label` element. */
+export function translate(root = document) {
+  document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+  document.title = t('title');
+  for (const node of root.querySelectorAll('[data-i18n]')) node.textContent = t(node.dataset.i18n);
+  for (const node of root.querySelectorAll('[data-i18n-placeholder]')) node.placeholder = t(node.dataset.i18nPlaceholder);
+  for (const node of root.querySelectorAll('[data-i18n-aria-label]')) {
+    node.setAttribute('aria-label', t(node.dataset.i18nAriaLabel));
+  }
+}
+
+/** Runs `render` now and after every language switch. */
+export function onLanguage(render) {
+  listeners.push(render);
+}
+
+export function setLanguage(next) {
+  lang = next;
+  remember(next);
+  translate();
+  for (const render of listeners) render();
+}
+
+/** A share such as 42.5%. */
+export const percent = (x) => `${(x * 100).toFixed(1)}%`;

@@ -1,0 +1,541 @@
+// The workbench page: classify pasted reviews or whole files (in chunks, cancellable), see the
+// batch at a glance, correct the least certain reviews first, fine-tune on the corrections and
+// keep model versions. The engine runs in a Web Worker (xinsheng.js); this thread only draws.
+
+import { Classifier, engineLocation } from '../xinsheng.js';
+import { state, indexCorrections, allLabels, marginOf } from './state.js';
+import { $, el, errorText, showStatus, nextFrame, download } from './ui.js';
+import { t, lang, labelName, translate, setLanguage, onLanguage } from './i18n.js';
+import { createStore } from './store.js';
+import { initResults, renderResults, renderReview, viewRows } from './results.js';
+import { renderOverview } from './overview.js';
+import { readFile, exportPredictions, exportCorrections } from './files.js';
+import { trainingChart } from './charts.js';
+
+const params = new URLSearchParams(location.search);
+const BACKEND = params.get('backend') ?? 'auto';
+const MODEL_URL = params.get('model') ?? undefined;
+/** Reviews explained in the background (highlights and the overview's tokens). */
+const EXPLAIN_LIMIT = 200;
+/** Corrections after which the page suggests fine-tuning. */
+const SUGGEST_AFTER = 10;
+
+const SAMPLES = [
+  '这家酒店的服务非常好，房间干净，下次还来！',
+  '质量太差了，用了两天就坏了，不推荐购买。',
+  '物流很快，包装完好，性价比很高。',
+  '客服态度恶劣，退货流程麻烦死了。',
+  '书的内容一般，没有想象中那么好。',
+  '屏幕清晰，电池耐用，非常满意。',
+];
+
+const store = createStore((e) => showStatus(t('storageUnavailable', { error: errorText(e) })));
+
+async function persist() {
+  await store.save('corrections', state.corrections);
+  await store.save('extraLabels', state.extraLabels);
+  await store.save('versions', { list: state.versions, current: state.current, tunedAt: state.correctionsAtLastTune });
+}
+
+// Bumped whenever other work starts, so background explanations stop queueing ahead of it.
+let explainRun = 0;
+let classifying = null; // AbortController of the classification in progress
+
+function setBusy(busy) {
+  state.busy = busy;
+  if (busy) explainRun++;
+  $('classify').disabled = busy || !state.clf;
+  $('finetune').disabled = busy || !state.clf;
+  $('undo-model').disabled = busy || state.current === null;
+  $('reset-model').disabled = busy;
+}
+
+function showBackend() {
+  const badge = $('backend');
+  const clf = state.clf;
+  if (!clf) {
+    badge.dataset.state = 'error';
+    badge.textContent = t('noModel');
+    return;
+  }
+  badge.dataset.state = clf.backend;
+  badge.dataset.engine = state.engineWhere;
+  const reason = clf.backendReasonCode
+    ? t(`reason-${clf.backendReasonCode}`, { detail: clf.backendReason.replace(/^WebGPU failed to start: /, '') })
+    : clf.backendReason;
+  badge.textContent = clf.backend === 'webgpu' ? t('backendWebgpu') : t('backendCpu', { reason });
+  const version = state.versions.find((v) => v.key === state.current);
+  const name = version ? versionName(version) : t('shippedModel');
+  const labels = clf.labels.map(labelName).join(' / ');
+  const where = state.engineWhere && state.engineWhere !== 'worker' ? ` · ${t('engineWhere', { where: state.engineWhere })}` : '';
+  badge.append(el('span', { class: 'model-name', text: ` · ${name} · ${t('modelLabels', { labels })}${where}` }));
+}
+
+// ---------- classification ----------
+
+function parseLines(text) {
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
+}
+
+let renderPending = false;
+/** Redraws the table and the overview at most once a frame while results stream in. */
+function scheduleRender() {
+  if (renderPending) return;
+  renderPending = true;
+  requestAnimationFrame(() => {
+    renderPending = false;
+    renderResults();
+    renderOverview();
+  });
+}
+
+function toRow(text, prediction, index) {
+  return { index, text, prediction, margin: marginOf(prediction), tokens: null };
+}
+
+async function classifyTexts(texts) {
+  if (texts.length === 0) {
+    showStatus(t('nothingToClassify'), 'info');
+    return;
+  }
+  showStatus('');
+  setBusy(true);
+  const rows = [];
+  state.rows = rows;
+  state.view.page = 0;
+  const controller = new AbortController();
+  classifying = controller;
+  const progress = $('classify-progress');
+  const row = $('progress-row');
+  row.hidden = false;
+  progress.max = texts.length;
+  progress.value = 0;
+  $('progress-text').textContent = t('progress', { done: 0, total: texts.length });
+  try {
+    await state.clf.classify(texts, {
+      signal: controller.signal,
+      onProgress: ({ done, total, start, predictions }) => {
+        if (state.rows !== rows) return; // a newer classification took over
+        predictions.forEach((p, k) => rows.push(toRow(texts[start + k], p, start + k)));
+        progress.value = done;
+        $('progress-text').textContent = t('progress', { done, total });
+        scheduleRender();
+      },
+    });
+  } catch (e) {
+    if (e?.name === 'AbortError') showStatus(t('cancelled', { done: state.rows.length }), 'info');
+    else showStatus(t('classifyFailed', { error: errorText(e) }));
+  } finally {
+    classifying = null;
+    row.hidden = true;
+    setBusy(false);
+    renderResults();
+    renderOverview();
+    document.body.dataset.classified = String(state.rows.length);
+  }
+  explainRows();
+}
+
+/** Explanations for the visible rows first, then for the rest of the view, in the background. */
+async function explainRows() {
+  const run = explainRun;
+  const rows = state.rows;
+  const order = viewRows().slice(0, EXPLAIN_LIMIT);
+  let since = 0;
+  for (const row of order) {
+    if (state.rows !== rows || run !== explainRun || row.tokens) continue;
+    try {
+      row.tokens = await state.clf.explain(row.text);
+    } catch {
+      return;
+    }
+    if (state.rows !== rows || run !== explainRun) return;
+    renderReview(row.index);
+    if (++since % 10 === 0) renderOverview();
+  }
+  if (state.rows === rows && run === explainRun) renderOverview();
+}
+
+async function openReviews(file) {
+  try {
+    const read = await readFile(file, $('encoding').value);
+    const texts = read.records.map((r) => r.text);
+    const blank = read.skippedBlank ? t('blankSkipped', { n: read.skippedBlank }) : '';
+    $('input').value = texts.slice(0, 200).join('\n');
+    await classifyTexts(texts);
+    if ($('status').hidden) showStatus(t('opened', { name: file.name, count: texts.length, encoding: read.encoding, blank }), 'info');
+  } catch (e) {
+    showStatus(t('openFailed', { error: errorText(e) }));
+  }
+}
+
+async function reclassify() {
+  if (state.rows.length) await classifyTexts(state.rows.map((r) => r.text));
+}
+
+// ---------- corrections ----------
+
+function remember() {
+  state.history.push(structuredClone(state.corrections));
+  if (state.history.length > 100) state.history.shift();
+}
+
+async function correct(index, label) {
+  const text = state.rows[index].text;
+  remember();
+  state.corrections = state.corrections.filter((c) => c.text !== text);
+  state.corrections.push({ text, label });
+  const saved = afterCorrections();
+  // The table was just redrawn: keep the keyboard on the same row.
+  document.querySelector(`#results tbody tr[data-row="${index}"]`)?.focus();
+  await saved;
+}
+
+function afterCorrections() {
+  indexCorrections();
+  renderCorrections();
+  renderResults();
+  renderOverview();
+  return persist();
+}
+
+function renderCorrections() {
+  const count = state.corrections.length;
+  $('correction-count').textContent = String(count);
+  $('corrections').replaceChildren(
+    ...state.corrections.map((c, i) =>
+      el('li', {}, [
+        el('span', { class: 'ctext', text: c.text }),
+        el('span', { class: 'clabel', dataset: { label: c.label }, text: labelName(c.label) }),
+        el('button', {
+          type: 'button',
+          class: 'remove',
+          'aria-label': t('removeCorrection'),
+          text: '×',
+          onclick: async () => {
+            remember();
+            state.corrections.splice(i, 1);
+            await afterCorrections();
+          },
+        }),
+      ]),
+    ),
+  );
+  $('label-list').textContent = t('labelsList', { labels: allLabels().map(labelName).join(' / ') });
+  const fresh = count - state.correctionsAtLastTune;
+  $('suggest').hidden = fresh < SUGGEST_AFTER;
+  $('suggest').textContent = t('suggestFineTune', { count });
+}
+
+async function undoCorrection() {
+  const previous = state.history.pop();
+  if (!previous) {
+    showStatus(t('nothingToUndo'), 'info');
+    return;
+  }
+  state.corrections = previous;
+  await afterCorrections();
+}
+
+async function importCorrections(file) {
+  try {
+    const read = await readFile(file, $('encoding').value);
+    if (!read.labelled) throw new Error(t('importNeedsLabels', { name: file.name }));
+    const examples = read.records.filter((r) => r.label).map((r) => ({ text: r.text, label: r.label }));
+    remember();
+    const byText = new Map(state.corrections.map((c) => [c.text, c]));
+    for (const e of examples) byText.set(e.text, e);
+    state.corrections = [...byText.values()];
+    await afterCorrections();
+    showStatus(t('imported', { count: examples.length, name: file.name }), 'info');
+  } catch (e) {
+    showStatus(t('importFailed', { error: errorText(e) }));
+  }
+}
+
+// ---------- fine-tuning and versions ----------
+
+let heldout = null;
+async function heldoutSample() {
+  heldout ??= fetch('heldout.json').then((r) => (r.ok ? r.json() : []));
+  return heldout;
+}
+
+async function accuracy(examples) {
+  if (examples.length === 0) return null;
+  const predictions = await state.clf.classify(examples.map((e) => e.text));
+  const right = predictions.filter((p, i) => p.label === examples[i].label).length;
+  return { right, total: examples.length };
+}
+
+const fmt = (a) => (a === null ? '—' : `${((a.right / a.total) * 100).toFixed(1)}% (${a.right}/${a.total})`);
+
+let drawTraining = null;
+function trainingPlot() {
+  drawTraining ??= trainingChart($('chart'), { loss: t('chartLoss'), accuracy: t('chartAccuracy'), step: t('chartStep') });
+  return drawTraining;
+}
+
+async function fineTune() {
+  if (state.corrections.length === 0) {
+    showStatus(t('noCorrections'), 'info');
+    return;
+  }
+  const epochs = Number($('epochs').value);
+  const lr = Number($('lr').value);
+  if (!Number.isInteger(epochs) || epochs < 1 || epochs > 50) {
+    showStatus(t('badEpochs'));
+    return;
+  }
+  if (!(lr > 0 && lr <= 0.1)) {
+    showStatus(t('badLr'));
+    return;
+  }
+  showStatus('');
+  setBusy(true);
+  const progress = $('ft-progress');
+  progress.hidden = false;
+  progress.value = 0;
+  const points = [];
+  const draw = trainingPlot();
+  draw(points);
+  try {
+    const examples = state.corrections.map((c) => ({ text: c.text, label: c.label }));
+    const held = await heldoutSample();
+    const before = { corr: await accuracy(examples), held: await accuracy(held) };
+    const summary = await state.clf.fineTune(examples, {
+      epochs,
+      lr,
+      onProgress: (p) => {
+        points.push(p);
+        progress.value = (p.epoch - 1 + p.step / p.steps) / p.epochs;
+        draw(points);
+      },
+    });
+    progress.value = 1;
+    const after = { corr: await accuracy(examples), held: await accuracy(held) };
+    $('acc-corr-before').textContent = fmt(before.corr);
+    $('acc-corr-after').textContent = fmt(after.corr);
+    $('acc-held-before').textContent = fmt(before.held);
+    $('acc-held-after').textContent = fmt(after.held);
+    $('ft-summary').hidden = false;
+    await addVersion(summary, after);
+    state.extraLabels = state.extraLabels.filter((l) => !state.clf.labels.includes(l));
+    state.correctionsAtLastTune = state.corrections.length;
+    await persist();
+    showBackend();
+    renderCorrections();
+    setBusy(false);
+    await reclassify();
+    showStatus(t('fineTuned', { epochs: summary.epochs, steps: summary.steps }), 'info');
+  } catch (e) {
+    showStatus(t('finetuneFailed', { error: errorText(e) }));
+  } finally {
+    setBusy(false);
+  }
+}
+
+async function addVersion(summary, after) {
+  const n = state.versions.length + 1;
+  const key = `demo-v${Date.now()}`;
+  await state.clf.save(key);
+  state.versions.push({
+    key,
+    n,
+    createdAt: new Date().toISOString(),
+    labels: summary.labels,
+    corrections: state.corrections.length,
+    heldout: after.held ? after.held.right / after.held.total : null,
+  });
+  state.current = key;
+  renderVersions();
+}
+
+const versionName = (v) => (v.key === null ? t('shippedModel') : t('versionName', { n: v.n ?? v.name?.match(/\d+/)?.[0] ?? '?' }));
+
+function renderVersions() {
+  const items = [{ key: null }, ...state.versions];
+  $('versions').replaceChildren(
+    ...items.map((v) =>
+      el('li', { class: v.key === state.current ? 'current' : '', dataset: { key: v.key ?? '' } }, [
+        el('span', {
+          text:
+            v.key === null
+              ? versionName(v)
+              : t('versionLine', {
+                  name: versionName(v),
+                  date: new Date(v.createdAt).toLocaleString(lang === 'zh' ? 'zh-CN' : 'en'),
+                  corrections: v.corrections,
+                  labels: v.labels.map(labelName).join(' / '),
+                }),
+        }),
+        el('button', { type: 'button', text: t('use'), onclick: () => useVersion(v.key) }),
+      ]),
+    ),
+  );
+  $('undo-model').disabled = state.busy || state.current === null;
+}
+
+async function loadModel(key) {
+  if (key === null) return Classifier.load({ backend: BACKEND, modelUrl: MODEL_URL });
+  const clf = await Classifier.restore(key, { backend: BACKEND, modelUrl: MODEL_URL });
+  if (!clf) throw new Error(t('savedModelMissing', { key }));
+  return clf;
+}
+
+async function useVersion(key) {
+  setBusy(true);
+  try {
+    const previous = state.clf;
+    state.clf = await loadModel(key);
+    previous?.dispose().catch(() => {});
+    state.current = key;
+    await persist();
+    showBackend();
+    renderVersions();
+    renderCorrections();
+    setBusy(false);
+    await reclassify();
+  } catch (e) {
+    showStatus(t('switchFailed', { error: errorText(e) }));
+  } finally {
+    setBusy(false);
+  }
+}
+
+async function undoModel() {
+  const i = state.versions.findIndex((v) => v.key === state.current);
+  const dropped = state.versions.splice(i, 1)[0];
+  await useVersion(i > 0 ? state.versions[i - 1].key : null);
+  if (dropped) Classifier.forget(dropped.key).catch(() => {});
+  renderVersions();
+  await persist();
+}
+
+async function exportModel() {
+  try {
+    const bytes = await state.clf.exportModel();
+    download(new Blob([bytes], { type: 'application/octet-stream' }), 'xinsheng-model.bpk');
+  } catch (e) {
+    showStatus(t('exportFailed', { error: errorText(e) }));
+  }
+}
+
+// ---------- start-up ----------
+
+function renderAll() {
+  showBackend();
+  renderCorrections();
+  renderVersions();
+  renderResults();
+  renderOverview();
+}
+
+function wire() {
+  $('lang').addEventListener('click', () => setLanguage(lang === 'zh' ? 'en' : 'zh'));
+  onLanguage(() => {
+    drawTraining = null;
+    $('chart').replaceChildren();
+    renderAll();
+  });
+  $('classify').addEventListener('click', () => classifyTexts(parseLines($('input').value)));
+  $('cancel').addEventListener('click', () => classifying?.abort());
+  $('file').addEventListener('change', (ev) => {
+    const file = ev.target.files[0];
+    ev.target.value = ''; // the same file again is a new open
+    if (file) openReviews(file);
+  });
+  const input = $('input');
+  input.addEventListener('dragover', (ev) => ev.preventDefault());
+  input.addEventListener('drop', (ev) => {
+    ev.preventDefault();
+    const file = ev.dataTransfer?.files?.[0];
+    if (file) openReviews(file);
+  });
+  $('samples').replaceChildren(
+    ...SAMPLES.map((s) =>
+      el('button', {
+        type: 'button',
+        class: 'sample',
+        text: s,
+        onclick: () => {
+          $('input').value = s;
+          classifyTexts([s]);
+        },
+      }),
+    ),
+  );
+  initResults({ onCorrect: correct });
+  $('export-csv').addEventListener('click', () => exportPredictions('csv'));
+  $('export-jsonl').addEventListener('click', () => exportPredictions('jsonl'));
+  $('add-label').addEventListener('click', async () => {
+    const label = $('new-label').value.trim();
+    if (!label) return showStatus(t('typeLabel'), 'info');
+    if (!allLabels().includes(label)) state.extraLabels.push(label);
+    $('new-label').value = '';
+    await afterCorrections();
+  });
+  $('undo-correction').addEventListener('click', undoCorrection);
+  $('export-corrections').addEventListener('click', exportCorrections);
+  $('import-corrections').addEventListener('change', (ev) => {
+    const file = ev.target.files[0];
+    ev.target.value = '';
+    if (file) importCorrections(file);
+  });
+  $('clear-corrections').addEventListener('click', async () => {
+    remember();
+    state.corrections = [];
+    await afterCorrections();
+  });
+  $('finetune').addEventListener('click', fineTune);
+  $('undo-model').addEventListener('click', undoModel);
+  $('reset-model').addEventListener('click', () => useVersion(null));
+  $('export-model').addEventListener('click', exportModel);
+  document.addEventListener('keydown', (ev) => {
+    const typing =
+      ev.target instanceof HTMLInputElement || ev.target instanceof HTMLTextAreaElement || ev.target instanceof HTMLSelectElement;
+    if (!typing && (ev.key === 'u' || ((ev.ctrlKey || ev.metaKey) && ev.key === 'z'))) {
+      ev.preventDefault();
+      undoCorrection();
+    }
+  });
+}
+
+async function start() {
+  translate();
+  wire();
+  setBusy(true);
+  try {
+    state.corrections = (await store.load('corrections')) ?? [];
+    state.extraLabels = (await store.load('extraLabels')) ?? [];
+    const saved = (await store.load('versions')) ?? { list: [], current: null };
+    state.versions = saved.list;
+    state.current = saved.current;
+    state.correctionsAtLastTune = saved.tunedAt ?? 0;
+  } catch (e) {
+    showStatus(t('savedUnreadable', { error: errorText(e) }));
+  }
+  indexCorrections();
+  try {
+    try {
+      state.clf = await loadModel(state.current);
+    } catch (e) {
+      if (state.current === null) throw e;
+      showStatus(t('restoreFailed', { error: errorText(e) }));
+      state.current = null;
+      state.clf = await loadModel(null);
+    }
+    state.engineWhere = await engineLocation();
+  } catch (e) {
+    showStatus(t('loadFailed', { error: errorText(e) }));
+  }
+  renderAll();
+  setBusy(false);
+  await nextFrame();
+  document.body.dataset.ready = 'true';
+}
+
+start();

@@ -1,0 +1,156 @@
+// The results table: filter by label, search, order (as read, needs review = smallest margin
+// first, confidence), and pages of PAGE_SIZE rows so 50,000 reviews stay fast to show.
+
+import { state, labelOf, correctionFor, allLabels } from './state.js';
+import { $, el } from './ui.js';
+import { t, labelName } from './i18n.js';
+
+export const PAGE_SIZE = 100;
+
+const ORDERS = {
+  input: null,
+  review: (a, b) => a.margin - b.margin || a.index - b.index,
+  high: (a, b) => b.prediction.score - a.prediction.score || a.index - b.index,
+  low: (a, b) => a.prediction.score - b.prediction.score || a.index - b.index,
+};
+
+let correct = () => {};
+
+/** Wires the toolbar; `onCorrect(rowIndex, label)` applies a correction. */
+export function initResults({ onCorrect }) {
+  correct = onCorrect;
+  $('filter-label').addEventListener('change', (ev) => setView({ label: ev.target.value }));
+  $('sort').addEventListener('change', (ev) => setView({ sort: ev.target.value }));
+  $('search').addEventListener('input', (ev) => setView({ search: ev.target.value.trim() }));
+  $('prev-page').addEventListener('click', () => setView({ page: state.view.page - 1 }, false));
+  $('next-page').addEventListener('click', () => setView({ page: state.view.page + 1 }, false));
+}
+
+function setView(change, toFirstPage = true) {
+  Object.assign(state.view, change, toFirstPage ? { page: 0 } : {});
+  renderResults();
+}
+
+/** The rows the current filter, search and order give, in order. */
+export function viewRows() {
+  const { label, sort, search } = state.view;
+  let rows = state.rows;
+  if (label) rows = rows.filter((r) => labelOf(r) === label);
+  if (search) {
+    const needle = search.toLowerCase();
+    rows = rows.filter((r) => r.text.toLowerCase().includes(needle));
+  }
+  const order = ORDERS[sort];
+  return order ? [...rows].sort(order) : rows;
+}
+
+function renderFilter(labels) {
+  const select = $('filter-label');
+  const chosen = state.view.label;
+  select.replaceChildren(
+    el('option', { value: '', text: t('allLabels') }),
+    ...labels.map((l) => el('option', { value: l, text: labelName(l) })),
+  );
+  select.value = labels.includes(chosen) ? chosen : '';
+}
+
+/** Redraws the visible page of the table, the counts and the pager. */
+export function renderResults() {
+  const labels = allLabels();
+  renderFilter(labels);
+  const rows = viewRows();
+  const pages = Math.max(1, Math.ceil(rows.length / PAGE_SIZE));
+  state.view.page = Math.min(Math.max(0, state.view.page), pages - 1);
+  const start = state.view.page * PAGE_SIZE;
+  const visible = rows.slice(start, start + PAGE_SIZE);
+  const body = $('results').querySelector('tbody');
+  body.replaceChildren(...visible.map((row) => renderRow(row, labels)));
+  $('results').hidden = state.rows.length === 0;
+  $('results-tools').hidden = state.rows.length === 0;
+  const count = $('result-count');
+  count.textContent = rows.length === 0 && state.rows.length > 0 ? t('noResults') : t('resultCount', { shown: rows.length, total: state.rows.length });
+  count.dataset.shown = String(rows.length);
+  $('page-info').textContent = t('pageInfo', { page: state.view.page + 1, pages });
+  $('pager').hidden = pages <= 1;
+  $('prev-page').disabled = state.view.page === 0;
+  $('next-page').disabled = state.view.page >= pages - 1;
+}
+
+function renderRow(row, labels) {
+  const corrected = correctionFor(row.text);
+  const label = row.prediction.label;
+  const bar = el('span', { class: 'bar' });
+  bar.style.width = `${Math.round(row.prediction.score * 100)}%`;
+  const buttons = labels.map((l, k) =>
+    el('button', {
+      type: 'button',
+      class: corrected?.label === l ? 'choice chosen' : 'choice',
+      'aria-pressed': String(corrected?.label === l),
+      dataset: { label: l },
+      text: `${k + 1} ${labelName(l)}`,
+      onclick: () => correct(row.index, l),
+    }),
+  );
+  const tr = el(
+    'tr',
+    {
+      tabindex: '0',
+      dataset: { row: String(row.index), label, corrected: corrected?.label ?? '', margin: row.margin.toFixed(6) },
+      onkeydown: (ev) => onRowKey(ev, row.index),
+    },
+    [
+      el('td', { class: 'review', text: row.text }),
+      el('td', {
+        class: 'label',
+        text: corrected && corrected.label !== label ? `${labelName(label)} → ${labelName(corrected.label)}` : labelName(label),
+      }),
+      el('td', { class: 'confidence' }, [
+        el('span', { class: 'meter' }, [bar]),
+        el('span', { class: 'pct', text: `${(row.prediction.score * 100).toFixed(1)}%` }),
+      ]),
+      el('td', { class: 'choices' }, buttons),
+    ],
+  );
+  highlight(tr.firstChild, row);
+  return tr;
+}
+
+/** Colours each token of a row by its occlusion weight, once the explanation has arrived. */
+function highlight(cell, row) {
+  if (!cell || !row?.tokens) return;
+  const max = Math.max(1e-6, ...row.tokens.map((tok) => Math.abs(tok.weight)));
+  const spans = row.tokens.map((tok) => {
+    const strength = Math.min(1, Math.abs(tok.weight) / max);
+    const span = el('span', { class: tok.weight >= 0 ? 'tok pro' : 'tok con', text: tok.token, title: tok.weight.toFixed(3) });
+    span.style.setProperty('--w', strength.toFixed(2));
+    return span;
+  });
+  cell.replaceChildren(...spans);
+  cell.title = row.text;
+}
+
+/** Re-renders one row's highlight if it is on the visible page. */
+export function renderReview(index) {
+  const cell = document.querySelector(`#results tbody tr[data-row="${index}"] .review`);
+  highlight(cell, state.rows[index]);
+}
+
+/** The rows on the visible page, in order. */
+export function visibleIndices() {
+  return [...document.querySelectorAll('#results tbody tr')].map((tr) => Number(tr.dataset.row));
+}
+
+function onRowKey(ev, index) {
+  const rows = [...document.querySelectorAll('#results tbody tr')];
+  const at = rows.findIndex((tr) => Number(tr.dataset.row) === index);
+  if (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') {
+    rows[at + (ev.key === 'ArrowDown' ? 1 : -1)]?.focus();
+    ev.preventDefault();
+  } else if (/^[1-9]$/.test(ev.key)) {
+    const label = allLabels()[Number(ev.key) - 1];
+    if (label) {
+      correct(index, label);
+      ev.preventDefault();
+    }
+  }
+}

@@ -1,0 +1,247 @@
+// The engine host: the wasm engine and everything that touches it, driven by messages. It runs
+// in a dedicated module Web Worker (engine-worker.js) so the page stays responsive while models
+// load, classify and fine-tune; when a worker cannot be started (widget.js imported from another
+// origin, for example) xinsheng.js runs this same module on the page's thread instead.
+//
+// Protocol (structured-clone messages):
+//   request  {id, op, args}
+//   replies  {id, kind: 'event', value}            zero or more, e.g. fine-tuning progress
+//            {id, kind: 'result', value}            exactly one of these two ends the call
+//            {id, kind: 'error', error: {name, message}}
+// Large byte arrays travel as transferables, never copied twice.
+
+import init, { Engine, initWebgpu, loadWordDictionary, parseFile } from './xinsheng-web.js';
+
+const here = new URL('.', import.meta.url);
+
+let wasmReady;
+function loadWasm() {
+  wasmReady ??= init({ module_or_path: new URL('xinsheng-web_bg.wasm', here) });
+  wasmReady.catch(() => (wasmReady = undefined));
+  return wasmReady;
+}
+
+const messageOf = (e) => (e instanceof Error ? e.message : String(e));
+
+let dictionaryReady;
+/** jieba's dictionary, fetched once and only for word models. */
+function loadDictionary() {
+  dictionaryReady ??= (async () => {
+    const url = new URL('jieba-dict.txt', here).href;
+    let response;
+    try {
+      response = await fetch(url);
+    } catch (e) {
+      throw new Error(`cannot reach the word dictionary at ${url}: ${messageOf(e)}`);
+    }
+    if (!response.ok) throw new Error(`cannot load the word dictionary at ${url}: HTTP ${response.status}`);
+    loadWordDictionary(new Uint8Array(await response.arrayBuffer()));
+  })();
+  dictionaryReady.catch(() => (dictionaryReady = undefined)); // let a later load retry
+  return dictionaryReady;
+}
+
+let webgpuReady;
+/** Resolves to `{ ok: true }` or `{ ok: false, code, reason }`; WebGPU is initialised once per engine host. */
+function probeWebgpu() {
+  webgpuReady ??= (async () => {
+    if (!globalThis.navigator?.gpu) {
+      return { ok: false, code: 'no-webgpu', reason: 'this browser does not offer WebGPU (navigator.gpu is missing)' };
+    }
+    try {
+      const adapter = await navigator.gpu.requestAdapter();
+      if (!adapter) return { ok: false, code: 'no-adapter', reason: 'WebGPU is present but no GPU adapter is available' };
+      await initWebgpu();
+      return { ok: true };
+    } catch (e) {
+      return { ok: false, code: 'webgpu-failed', reason: `WebGPU failed to start: ${messageOf(e)}` };
+    }
+  })();
+  return webgpuReady;
+}
+
+async function pickBackend(requested) {
+  if (!['auto', 'webgpu', 'cpu'].includes(requested)) {
+    throw new Error(`unknown backend '${requested}' (expected auto, webgpu or cpu)`);
+  }
+  if (requested === 'cpu') return { backend: 'cpu', code: 'cpu-requested', reason: 'the CPU backend was requested' };
+  const probe = await probeWebgpu();
+  if (probe.ok) return { backend: 'webgpu', code: 'webgpu', reason: 'WebGPU is available' };
+  if (requested === 'webgpu') throw new Error(`WebGPU was requested but ${probe.reason}`);
+  return { backend: 'cpu', code: probe.code, reason: probe.reason };
+}
+
+/** Fetches model bytes, with errors that say which URL and what went wrong. */
+async function fetchModel(url) {
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw new Error(`cannot reach the model at ${url}: ${messageOf(e)}`);
+  }
+  if (!response.ok) throw new Error(`cannot load the model at ${url}: HTTP ${response.status} ${response.statusText}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+// ---------- saved models (IndexedDB, reachable from workers) ----------
+
+const DB_NAME = 'xinsheng';
+const STORE = 'models';
+
+function openDb() {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open(DB_NAME, 1);
+    request.onupgradeneeded = () => request.result.createObjectStore(STORE);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(new Error(`IndexedDB: ${request.error?.message ?? 'cannot open'}`));
+  });
+}
+
+async function dbRequest(mode, run) {
+  const db = await openDb();
+  try {
+    return await new Promise((resolve, reject) => {
+      const tx = db.transaction(STORE, mode);
+      const request = run(tx.objectStore(STORE));
+      tx.oncomplete = () => resolve(request.result);
+      tx.onerror = () => reject(new Error(`IndexedDB: ${tx.error?.message ?? 'transaction failed'}`));
+    });
+  } finally {
+    db.close();
+  }
+}
+
+// ---------- engines ----------
+
+/** handle → { engine, shipped: { name, bytes } | { name, url } } */
+const engines = new Map();
+let nextHandle = 1;
+
+function entry(handle) {
+  const found = engines.get(handle);
+  if (!found) throw new Error('this classifier was disposed');
+  return found;
+}
+
+function describe(handle, choice) {
+  const { engine } = entry(handle);
+  return {
+    handle,
+    backend: engine.backend,
+    backendReason: choice.reason,
+    backendReasonCode: choice.code,
+    labels: engine.labels,
+    info: engine.info,
+  };
+}
+
+async function open(name, bytes, backend) {
+  await loadWasm();
+  const choice = await pickBackend(backend);
+  const engine = Engine.load(name, bytes, choice.backend);
+  if (engine.needsWordDictionary) await loadDictionary();
+  return { engine, choice };
+}
+
+const ops = {
+  ping() {
+    return true;
+  },
+
+  async load({ url, bytes, backend = 'auto' }) {
+    if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
+      throw new Error(`unknown backend '${backend}' (expected auto, webgpu or cpu)`);
+    }
+    const name = bytes ? 'model bytes' : url;
+    const data = bytes ?? (await fetchModel(url));
+    const { engine, choice } = await open(name, data, backend);
+    const handle = nextHandle++;
+    engines.set(handle, { engine, shipped: { name, bytes: data } });
+    return describe(handle, choice);
+  },
+
+  async restore({ key, backend = 'auto', url }) {
+    const saved = await dbRequest('readonly', (store) => store.get(key));
+    if (!saved) return null;
+    const { engine, choice } = await open('model bytes', new Uint8Array(saved.bytes), backend);
+    const handle = nextHandle++;
+    // reset() still returns to the shipped model, not to the saved one.
+    engines.set(handle, { engine, shipped: { name: url, url } });
+    return describe(handle, choice);
+  },
+
+  async forget({ key }) {
+    await dbRequest('readwrite', (store) => store.delete(key));
+  },
+
+  classify({ handle, texts }) {
+    return entry(handle).engine.classify(texts);
+  },
+
+  async explain({ handle, text }) {
+    return (await entry(handle).engine.explain(text)).tokens;
+  },
+
+  async fineTune({ handle, examples, options }, emit) {
+    const { engine } = entry(handle);
+    const summary = await engine.fineTune(examples, options, emit);
+    return { summary, labels: engine.labels, info: engine.info };
+  },
+
+  async exportModel({ handle, precision }) {
+    return transfer(await entry(handle).engine.exportModel(precision));
+  },
+
+  async save({ handle, key }) {
+    const bytes = await entry(handle).engine.exportModel('f32');
+    await dbRequest('readwrite', (store) => store.put({ bytes: bytes.buffer, savedAt: Date.now() }, key));
+  },
+
+  async reset({ handle }) {
+    const current = entry(handle);
+    const { shipped } = current;
+    const bytes = shipped.bytes ?? (await fetchModel(shipped.url));
+    current.shipped = { name: shipped.name, bytes };
+    const previous = current.engine;
+    current.engine = Engine.load(shipped.name, bytes, previous.backend);
+    previous.free(); // the wasm-side model is not garbage-collected
+    return { labels: current.engine.labels, info: current.engine.info };
+  },
+
+  free({ handle }) {
+    engines.get(handle)?.engine.free();
+    engines.delete(handle);
+  },
+
+  async parse({ name, bytes, format, encoding }) {
+    await loadWasm();
+    return parseFile(name, bytes, format, encoding);
+  },
+};
+
+/** A result whose buffer moves to the caller instead of being copied. */
+class Transfer {
+  constructor(value) {
+    this.value = value;
+  }
+}
+const transfer = (bytes) => new Transfer(bytes);
+
+/**
+ * Starts serving requests; `post(message, transferables)` sends a reply. Returns the function
+ * that takes each request.
+ */
+export function serve(post) {
+  return async function receive({ id, op, args }) {
+    const emit = (value) => post({ id, kind: 'event', value });
+    try {
+      const run = ops[op];
+      if (!run) throw new Error(`unknown engine operation '${op}'`);
+      const value = await run(args ?? {}, emit);
+      if (value instanceof Transfer) post({ id, kind: 'result', value: value.value }, [value.value.buffer]);
+      else post({ id, kind: 'result', value });
+    } catch (e) {
+      post({ id, kind: 'error', error: { name: e?.name ?? 'Error', message: messageOf(e) } });
+    }
+  };
+}
