@@ -2,7 +2,7 @@
 // batch at a glance, correct the least certain reviews first, fine-tune on the corrections and
 // keep model versions. The engine runs in a Web Worker (xinsheng.js); this thread only draws.
 
-import { Classifier, engineLocation } from '../xinsheng.js';
+import { Classifier, engineLocation, readReviews } from '../xinsheng.js';
 import { state, indexCorrections, allLabels, marginOf } from './state.js';
 import { $, el, errorText, showStatus, nextFrame, download } from './ui.js';
 import { t, lang, labelName, translate, setLanguage, onLanguage } from './i18n.js';
@@ -73,11 +73,12 @@ function showBackend() {
 
 // ---------- classification ----------
 
-function parseLines(text) {
-  return text
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    .filter((l) => l.length > 0);
+/** The paste box's reviews, read by the same core reader as files (one review per line). */
+async function pastedReviews() {
+  const text = $('input').value;
+  if (!text.trim()) return [];
+  const read = await readReviews({ name: 'pasted.txt', bytes: new TextEncoder().encode(text) }, { format: 'txt', encoding: 'utf-8' });
+  return read.records.map((r) => r.text);
 }
 
 let renderPending = false;
@@ -441,7 +442,13 @@ function wire() {
     $('chart').replaceChildren();
     renderAll();
   });
-  $('classify').addEventListener('click', () => classifyTexts(parseLines($('input').value)));
+  $('classify').addEventListener('click', async () => {
+    try {
+      await classifyTexts(await pastedReviews());
+    } catch (e) {
+      showStatus(t('classifyFailed', { error: errorText(e) }));
+    }
+  });
   $('cancel').addEventListener('click', () => classifying?.abort());
   $('file').addEventListener('change', (ev) => {
     const file = ev.target.files[0];
