@@ -13,8 +13,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { ROOT, startServer, writeTemp } from '../tests/browser/harness.mjs';
+import { ROOT, launch, startServer, writeTemp } from '../tests/browser/harness.mjs';
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
@@ -51,11 +50,7 @@ function observe() {
 const server = await startServer();
 try {
   for (const backend of backends) {
-    const flags = ['--no-sandbox', '--headless=new', '--enable-precise-memory-info'];
-    if (backend === 'webgpu') {
-      flags.push('--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader');
-    }
-    const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: flags });
+    const browser = await launch({ webgpu: backend === 'webgpu', args: ['--enable-precise-memory-info'] });
     try {
       const page = await browser.newPage();
       await page.addInitScript(observe);

@@ -20,6 +20,9 @@ const option = (name, fallback) => {
 const port = Number(option('port', process.env.PORT ?? 8080));
 const mounts = [
   ['/widget-test/', resolve(root, 'tests/widget-page')],
+  // The build again, with its .wasm served as application/octet-stream, as some hosts do
+  // (the browser tests check that the engine still loads).
+  ['/octet-stream-wasm/', resolve(root, option('dist', 'dist')), { '.wasm': 'application/octet-stream' }],
   ['/', resolve(root, option('dist', 'dist'))],
 ];
 
@@ -39,14 +42,14 @@ const TYPES = {
 };
 
 async function fileFor(urlPath) {
-  for (const [prefix, dir] of mounts) {
+  for (const [prefix, dir, types = {}] of mounts) {
     if (!urlPath.startsWith(prefix)) continue;
     const relative = normalize(decodeURIComponent(urlPath.slice(prefix.length)));
     const path = join(dir, relative);
     if (path !== dir && !path.startsWith(dir + sep)) return null; // no escaping the mount
     const info = await stat(path).catch(() => null);
-    if (info?.isDirectory()) return join(path, 'index.html');
-    if (info?.isFile()) return path;
+    if (info?.isDirectory()) return { path: join(path, 'index.html'), types };
+    if (info?.isFile()) return { path, types };
     return null;
   }
   return null;
@@ -54,7 +57,8 @@ async function fileFor(urlPath) {
 
 const server = createServer(async (request, response) => {
   const urlPath = new URL(request.url, 'http://localhost').pathname;
-  const path = await fileFor(urlPath).catch(() => null);
+  const found = await fileFor(urlPath).catch(() => null);
+  const path = found?.path;
   const body = path && (await readFile(path).catch(() => null));
   if (!body) {
     response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
@@ -62,7 +66,7 @@ const server = createServer(async (request, response) => {
     return;
   }
   response.writeHead(200, {
-    'content-type': TYPES[extname(path)] ?? 'application/octet-stream',
+    'content-type': found.types[extname(path)] ?? TYPES[extname(path)] ?? 'application/octet-stream',
     'content-security-policy': CSP,
     'x-content-type-options': 'nosniff',
     'cache-control': 'no-cache',

@@ -15,8 +15,12 @@ import init, { Engine, initWebgpu, loadWordDictionary, parseFile } from './xinsh
 const here = new URL('.', import.meta.url);
 
 let wasmReady;
+let wasmMemory = null;
 function loadWasm() {
-  wasmReady ??= init({ module_or_path: new URL('xinsheng-web_bg.wasm', here) });
+  wasmReady ??= init({ module_or_path: new URL('xinsheng-web_bg.wasm', here) }).then((exports) => {
+    wasmMemory = exports.memory;
+    return exports;
+  });
   wasmReady.catch(() => (wasmReady = undefined));
   return wasmReady;
 }
@@ -41,6 +45,36 @@ function loadDictionary() {
   return dictionaryReady;
 }
 
+/** Why the page's WebGPU device was lost, once it has been (then WebGPU engines stop). */
+let gpuLost = null;
+
+/**
+ * Watches the device burn creates: when it is lost (GPU process crash, driver reset, the tab
+ * backgrounded on some systems) every call on this engine host rejects with the reason instead
+ * of hanging or answering wrongly, and xinsheng.js starts a fresh host for later loads
+ * (WebGPU can be initialised once per host). The device is also kept on
+ * `globalThis.xinshengGpuDevice` for diagnostics.
+ */
+function watchDevices() {
+  const proto = globalThis.GPUAdapter?.prototype;
+  if (!proto || proto.requestDevice.xinshengWatched) return;
+  const original = proto.requestDevice;
+  const watched = async function (...args) {
+    const device = await original.apply(this, args);
+    globalThis.xinshengGpuDevice = device;
+    device.lost.then((info) => {
+      gpuLost = `the WebGPU device was lost (${info.reason ?? 'unknown'}${info.message ? `: ${info.message}` : ''})`;
+      hostFailed?.(gpuLost);
+    });
+    return device;
+  };
+  watched.xinshengWatched = true;
+  proto.requestDevice = watched;
+}
+
+/** Set by serve(): tells the page this host can no longer be used. */
+let hostFailed = null;
+
 let webgpuReady;
 /** Resolves to `{ ok: true }` or `{ ok: false, code, reason }`; WebGPU is initialised once per engine host. */
 function probeWebgpu() {
@@ -51,6 +85,7 @@ function probeWebgpu() {
     try {
       const adapter = await navigator.gpu.requestAdapter();
       if (!adapter) return { ok: false, code: 'no-adapter', reason: 'WebGPU is present but no GPU adapter is available' };
+      watchDevices();
       await initWebgpu();
       return { ok: true };
     } catch (e) {
@@ -71,6 +106,21 @@ async function pickBackend(requested) {
   return { backend: 'cpu', code: probe.code, reason: probe.reason };
 }
 
+/** What bytes that are not a model look like, for error messages; null when they may be one. */
+export function describeBytes(bytes) {
+  if (bytes.length === 0) return 'an empty file';
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    return 'a gzip file (the server sent it compressed without Content-Encoding: gzip; serve the .bpk as it is)';
+  }
+  if (bytes[0] === 0x50 && bytes[1] === 0x4b) return 'a zip archive';
+  const head = new TextDecoder().decode(bytes.subarray(0, 256)).trimStart().toLowerCase();
+  if (head.startsWith('<!doctype html') || head.startsWith('<html') || head.startsWith('<')) {
+    return 'an HTML page (a wrong URL, an error page or a login page?)';
+  }
+  if (head.startsWith('{') || head.startsWith('[')) return 'JSON, not a model bundle';
+  return null;
+}
+
 /** Fetches model bytes, with errors that say which URL and what went wrong. */
 async function fetchModel(url) {
   let response;
@@ -80,7 +130,20 @@ async function fetchModel(url) {
     throw new Error(`cannot reach the model at ${url}: ${messageOf(e)}`);
   }
   if (!response.ok) throw new Error(`cannot load the model at ${url}: HTTP ${response.status} ${response.statusText}`);
-  return new Uint8Array(await response.arrayBuffer());
+  let bytes;
+  try {
+    bytes = new Uint8Array(await response.arrayBuffer());
+  } catch (e) {
+    throw new Error(`the download of the model at ${url} broke off: ${messageOf(e)}`);
+  }
+  const looks = describeBytes(bytes);
+  if (looks) throw new Error(`the model at ${url} is not a model bundle: it looks like ${looks}`);
+  // Without Content-Encoding the length is the file's: fewer bytes is a cut-off download.
+  const declared = Number(response.headers.get('content-length'));
+  if (!response.headers.get('content-encoding') && declared > 0 && bytes.length < declared) {
+    throw new Error(`the model at ${url} arrived truncated: ${bytes.length} of ${declared} bytes`);
+  }
+  return bytes;
 }
 
 // ---------- saved models (IndexedDB, reachable from workers) ----------
@@ -148,11 +211,18 @@ const ops = {
     return true;
   },
 
+  /** Sizes for leak checks: the wasm memory and the models held. */
+  stats() {
+    return { wasmBytes: wasmMemory?.buffer.byteLength ?? 0, engines: engines.size };
+  },
+
   async load({ url, bytes, backend = 'auto' }) {
     if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
       throw new Error(`unknown backend '${backend}' (expected auto, webgpu or cpu)`);
     }
     const name = bytes ? 'model bytes' : url;
+    const looks = bytes && describeBytes(bytes);
+    if (looks) throw new Error(`the model bytes are not a model bundle: they look like ${looks}`);
     const data = bytes ?? (await fetchModel(url));
     const { engine, choice } = await open(name, data, backend);
     const handle = nextHandle++;
@@ -213,9 +283,9 @@ const ops = {
     engines.delete(handle);
   },
 
-  async parse({ name, bytes, format, encoding }) {
+  async parse({ name, bytes, options }) {
     await loadWasm();
-    return parseFile(name, bytes, format, encoding);
+    return parseFile(name, bytes, options);
   },
 };
 
@@ -232,11 +302,15 @@ const transfer = (bytes) => new Transfer(bytes);
  * that takes each request.
  */
 export function serve(post) {
+  hostFailed = (message) => post({ kind: 'failed', message });
   return async function receive({ id, op, args }) {
     const emit = (value) => post({ id, kind: 'event', value });
     try {
       const run = ops[op];
       if (!run) throw new Error(`unknown engine operation '${op}'`);
+      if (gpuLost && !['ping', 'stats', 'parse', 'forget'].includes(op)) {
+        throw new Error(`${gpuLost}: load the classifier again (it falls back to the CPU if WebGPU stays unavailable)`);
+      }
       const value = await run(args ?? {}, emit);
       if (value instanceof Transfer) post({ id, kind: 'result', value: value.value }, [value.value.buffer]);
       else post({ id, kind: 'result', value });

@@ -18,8 +18,9 @@ const STYLESHEET = new URL('widget.css', import.meta.url).href;
 // Widgets on one page that use the same model share one loaded classifier.
 const loaded = new Map();
 
-function classifierFor(modelUrl, backend) {
+function classifierFor(modelUrl, backend, { reload = false } = {}) {
   const key = `${backend} ${modelUrl}`;
+  if (reload) loaded.delete(key);
   if (!loaded.has(key)) {
     const promise = Classifier.load({ modelUrl, backend });
     promise.catch(() => loaded.delete(key)); // a later widget may retry
@@ -92,9 +93,9 @@ class SentimentWidget extends HTMLElement {
     return { button: r.querySelector('button[type=submit]'), result: r.querySelector('.result'), fix: r.querySelector('.fix') };
   }
 
-  #classifier() {
+  #classifier(options) {
     const modelUrl = this.getAttribute('model-url') || DEFAULT_MODEL_URL;
-    return classifierFor(new URL(modelUrl, document.baseURI).href, this.getAttribute('backend') || 'auto');
+    return classifierFor(new URL(modelUrl, document.baseURI).href, this.getAttribute('backend') || 'auto', options);
   }
 
   /** Classifies `text`, shows the result and dispatches `sentiment-prediction`. */
@@ -114,6 +115,8 @@ class SentimentWidget extends HTMLElement {
       );
       return prediction;
     } catch (e) {
+      // The engine stopped (a lost GPU): the next classification loads the model afresh.
+      if (e?.name === 'EngineLostError') this.#classifier({ reload: true }).catch(() => {});
       const message = e instanceof Error ? e.message : String(e);
       result.textContent = this.#t('error', { message });
       result.className = 'result error';

@@ -15,10 +15,20 @@ const CHUNK = 256;
 
 const messageOf = (e) => (e instanceof Error ? e.message : String(e));
 
+/** The engine host stopped (its WebGPU device was lost); `Classifier.load` starts a new one. */
+function lostError(reason) {
+  const error = new Error(`${reason}: load the classifier again (it falls back to the CPU if WebGPU stays unavailable)`);
+  error.name = 'EngineLostError';
+  return error;
+}
+
 /** The engine host, in a worker when one can start, else on this thread (same code, same protocol). */
 class Remote {
   #send = null; // (message, transfer) => void, once started
   #started;
+  #worker = null;
+  /** Set when the host can no longer be used, to the reason. */
+  failed = null;
   #calls = new Map(); // id → { resolve, reject, onEvent }
   #nextId = 1;
   /** Where the engine runs: 'worker' or 'main thread', with why when it is the latter. */
@@ -38,6 +48,7 @@ class Remote {
         return;
       }
       let ready = false;
+      this.#worker = worker;
       worker.addEventListener('message', (event) => {
         if (event.data?.kind === 'ready') {
           ready = true;
@@ -62,7 +73,15 @@ class Remote {
     this.#send = (message) => receive(structuredClone(message));
   }
 
-  #receive({ id, kind, value, error }) {
+  #receive({ id, kind, value, error, message }) {
+    if (kind === 'failed') {
+      // The host cannot go on (its WebGPU device was lost): later loads get a fresh one.
+      this.failed = message;
+      if (remote === this) remote = undefined;
+      this.#failAll(lostError(message));
+      this.#worker?.terminate();
+      return;
+    }
     const call = this.#calls.get(id);
     if (!call) return;
     if (kind === 'event') {
@@ -82,6 +101,7 @@ class Remote {
   /** Runs `op` in the engine; `transfer` lists buffers that move instead of being copied. */
   async call(op, args, { transfer = [], onEvent } = {}) {
     await this.#started;
+    if (this.failed) throw lostError(this.failed);
     return new Promise((resolve, reject) => {
       const id = this.#nextId++;
       this.#calls.set(id, { resolve, reject, onEvent });
@@ -100,6 +120,14 @@ let remote;
 function engine() {
   remote ??= new Remote();
   return remote;
+}
+
+/**
+ * Sizes for leak checks and diagnostics: `{wasmBytes, engines}` (the engine's WebAssembly
+ * memory, the models it holds).
+ */
+export function engineStats() {
+  return engine().call('stats', {});
 }
 
 /** Where the engine runs on this page: 'worker', or 'main thread (why)'. */
@@ -122,20 +150,23 @@ function abortError(signal) {
 
 /**
  * Reads a file of reviews exactly as the `xinsheng` CLI does (the core's parser, in the engine):
- * `.txt` (one review per line), or the `text` (and optional `label`) column of `.tsv`, `.csv`
- * or `.jsonl`. The encoding is detected (BOM, UTF-8, else GB18030/GBK) unless given
- * (`'utf-8' | 'gb18030' | 'utf-16le' | 'utf-16be'`). Resolves to
+ * `.txt` (one review per line), or the text (and optional label) column of `.tsv`, `.csv` or
+ * `.jsonl`. Options, all optional: `format` ('txt' | 'tsv' | 'csv' | 'jsonl'; default: from the
+ * name), `encoding` ('auto', the default: BOM, UTF-8, else GB18030/GBK; or 'utf-8' | 'gb18030' |
+ * 'utf-16le' | 'utf-16be'), `textColumn` and `labelColumn` (default: the first of text, review,
+ * content, … and of label, sentiment, …), `labelMap` ('1=positive,0=negative'). Resolves to
  * `{format, encoding, labelled, records: [{line, text, label?}], skippedBlank}`; rejects with
  * `file:line: what is wrong`.
  */
-export async function readReviews(file, { format, encoding } = {}) {
+export async function readReviews(file, options = {}) {
   const name = file.name ?? 'input';
   const bytes = file instanceof Blob ? new Uint8Array(await file.arrayBuffer()) : ownedCopy(file.bytes);
-  return engine().call('parse', { name, bytes, format, encoding }, { transfer: [bytes.buffer] });
+  const clean = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined && v !== ''));
+  return engine().call('parse', { name, bytes, options: clean }, { transfer: [bytes.buffer] });
 }
 
 // Frees the engine-side model when a Classifier is garbage-collected without dispose().
-const finalizer = new FinalizationRegistry((handle) => engine().call('free', { handle }).catch(() => {}));
+const finalizer = new FinalizationRegistry(({ host, handle }) => host.call('free', { handle }).catch(() => {}));
 
 export class Classifier {
   #handle;
@@ -144,7 +175,10 @@ export class Classifier {
   #info;
   #backend;
 
-  constructor(described) {
+  #remote;
+
+  constructor(described, remote) {
+    this.#remote = remote;
     this.#handle = described.handle;
     this.#backend = described.backend;
     this.#labels = described.labels;
@@ -156,7 +190,7 @@ export class Classifier {
      * 'no-webgpu', 'no-adapter' or 'webgpu-failed'.
      */
     this.backendReasonCode = described.backendReasonCode;
-    finalizer.register(this, described.handle, this);
+    finalizer.register(this, { host: remote, handle: described.handle }, this);
   }
 
   /**
@@ -167,17 +201,20 @@ export class Classifier {
   static async load({ modelUrl = DEFAULT_MODEL_URL, bytes, backend = 'auto' } = {}) {
     if (bytes !== undefined) {
       const owned = ownedCopy(bytes);
-      return new Classifier(await engine().call('load', { bytes: owned, backend }, { transfer: [owned.buffer] }));
+      const host = engine();
+      return new Classifier(await host.call('load', { bytes: owned, backend }, { transfer: [owned.buffer] }), host);
     }
     const url = new URL(modelUrl, globalThis.document?.baseURI ?? here).href;
-    return new Classifier(await engine().call('load', { url, backend }));
+    const host = engine();
+    return new Classifier(await host.call('load', { url, backend }), host);
   }
 
   /** Loads a model saved with `save(name)`; null when there is none under that name. */
   static async restore(name, { backend = 'auto', modelUrl = DEFAULT_MODEL_URL } = {}) {
     const url = new URL(modelUrl, globalThis.document?.baseURI ?? here).href;
-    const described = await engine().call('restore', { key: name, backend, url });
-    return described && new Classifier(described);
+    const host = engine();
+    const described = await host.call('restore', { key: name, backend, url });
+    return described && new Classifier(described, host);
   }
 
   /** Deletes a model saved with `save(name)`. */
@@ -209,7 +246,7 @@ export class Classifier {
 
   #call(op, args = {}, options) {
     if (this.#handle === null) return Promise.reject(new Error('this classifier was disposed'));
-    return engine().call(op, { handle: this.#handle, ...args }, options);
+    return this.#remote.call(op, { handle: this.#handle, ...args }, options);
   }
 
   /**
@@ -294,7 +331,7 @@ export class Classifier {
       const handle = this.#handle;
       this.#handle = null;
       finalizer.unregister(this);
-      await engine().call('free', { handle });
+      await this.#remote.call('free', { handle });
     });
   }
 }

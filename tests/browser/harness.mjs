@@ -20,10 +20,10 @@ const WEBGPU_FLAGS = [
 ];
 const NO_WEBGPU_FLAGS = ['--disable-features=WebGPU,Vulkan', '--disable-gpu'];
 
-export async function launch({ webgpu }) {
+export async function launch({ webgpu, args = [] }) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: [...BASE_FLAGS, ...(webgpu ? WEBGPU_FLAGS : NO_WEBGPU_FLAGS)],
+    args: [...BASE_FLAGS, ...(webgpu ? WEBGPU_FLAGS : NO_WEBGPU_FLAGS), ...args],
   });
 }
 
@@ -96,8 +96,8 @@ export async function openPage(browser, url, { init } = {}) {
 }
 
 /** Runs `test({ page, context, errors })` on `url` in a fresh Chromium (after `init` runs in it), closed afterwards. */
-export async function inBrowser({ webgpu, init }, url, test) {
-  const browser = await launch({ webgpu });
+export async function inBrowser({ webgpu, init, args }, url, test) {
+  const browser = await launch({ webgpu, args });
   try {
     return await test(await openPage(browser, url, { init }));
   } finally {

@@ -7,9 +7,19 @@ import { readReviews } from '../xinsheng.js';
 import { state, correctionFor } from './state.js';
 import { download } from './ui.js';
 
-/** `{records, encoding, skippedBlank, labelled}` of a file, decoded as `encoding` ('auto' detects). */
-export function readFile(file, encoding = 'auto') {
-  return readReviews(file, { encoding });
+/**
+ * `{records, encoding, skippedBlank, labelled}` of a file, read with the page's options: the
+ * encoding menu and the columns/label map (the CLI's --encoding, --text-column,
+ * --label-column and --label-map).
+ */
+export function readFile(file) {
+  const value = (id) => document.getElementById(id).value.trim() || undefined;
+  return readReviews(file, {
+    encoding: value('encoding'),
+    textColumn: value('text-column'),
+    labelColumn: value('label-column'),
+    labelMap: value('label-map'),
+  });
 }
 
 function csvField(value) {

@@ -29,10 +29,24 @@ const SAMPLES = [
   '屏幕清晰，电池耐用，非常满意。',
 ];
 
-const store = createStore((e) => showStatus(t('storageUnavailable', { error: errorText(e) })));
+const store = createStore({
+  onUnavailable: (e) => showStatus(t('storageUnavailable', { error: errorText(e) })),
+  // Another tab saved corrections: show the merged set (each tab writes only its own changes).
+  onOtherTab: async () => {
+    state.corrections = await store.loadCorrections();
+    savedCorrections = structuredClone(state.corrections);
+    indexCorrections();
+    renderCorrections();
+    renderResults();
+    renderOverview();
+  },
+});
+let savedCorrections = []; // the corrections as last read from or written to the store
 
 async function persist() {
-  await store.save('corrections', state.corrections);
+  const before = savedCorrections;
+  savedCorrections = structuredClone(state.corrections);
+  await store.saveCorrections(before, state.corrections);
   await store.save('extraLabels', state.extraLabels);
   await store.save('versions', { list: state.versions, current: state.current, tunedAt: state.correctionsAtLastTune });
 }
@@ -81,16 +95,24 @@ async function pastedReviews() {
   return read.records.map((r) => r.text);
 }
 
-let renderPending = false;
-/** Redraws the table and the overview at most once a frame while results stream in. */
+/** While results stream in, the table and the overview are redrawn at most this often. */
+const STREAM_RENDER_MS = 300;
+let renderTimer = null;
+let lastStreamRender = 0;
 function scheduleRender() {
-  if (renderPending) return;
-  renderPending = true;
-  requestAnimationFrame(() => {
-    renderPending = false;
-    renderResults();
-    renderOverview();
-  });
+  if (renderTimer !== null) return;
+  const wait = Math.max(0, lastStreamRender + STREAM_RENDER_MS - performance.now());
+  renderTimer = setTimeout(() => {
+    // The table and the overview in separate frames: each stays a short task.
+    requestAnimationFrame(() => {
+      renderResults({ streaming: true });
+      requestAnimationFrame(() => {
+        renderOverview();
+        renderTimer = null;
+        lastStreamRender = performance.now();
+      });
+    });
+  }, wait);
 }
 
 function toRow(text, prediction, index) {
@@ -162,7 +184,7 @@ async function explainRows() {
 
 async function openReviews(file) {
   try {
-    const read = await readFile(file, $('encoding').value);
+    const read = await readFile(file);
     const texts = read.records.map((r) => r.text);
     const blank = read.skippedBlank ? t('blankSkipped', { n: read.skippedBlank }) : '';
     $('input').value = texts.slice(0, 200).join('\n');
@@ -243,7 +265,7 @@ async function undoCorrection() {
 
 async function importCorrections(file) {
   try {
-    const read = await readFile(file, $('encoding').value);
+    const read = await readFile(file);
     if (!read.labelled) throw new Error(t('importNeedsLabels', { name: file.name }));
     const examples = read.records.filter((r) => r.label).map((r) => ({ text: r.text, label: r.label }));
     remember();
@@ -516,7 +538,8 @@ async function start() {
   wire();
   setBusy(true);
   try {
-    state.corrections = (await store.load('corrections')) ?? [];
+    state.corrections = await store.loadCorrections();
+    savedCorrections = structuredClone(state.corrections);
     state.extraLabels = (await store.load('extraLabels')) ?? [];
     const saved = (await store.load('versions')) ?? { list: [], current: null };
     state.versions = saved.list;

@@ -54,17 +54,25 @@ function renderFilter(labels) {
   select.value = labels.includes(chosen) ? chosen : '';
 }
 
-/** Redraws the visible page of the table, the counts and the pager. */
-export function renderResults() {
+/**
+ * Redraws the visible page of the table, the counts and the pager. With `{ streaming: true }`
+ * (results still arriving) the rows are left alone when the visible ones have not changed, so
+ * the page does not re-lay out a full table for every chunk.
+ */
+export function renderResults({ streaming = false } = {}) {
   const labels = allLabels();
-  renderFilter(labels);
+  if (!streaming) renderFilter(labels);
   const rows = viewRows();
   const pages = Math.max(1, Math.ceil(rows.length / PAGE_SIZE));
   state.view.page = Math.min(Math.max(0, state.view.page), pages - 1);
   const start = state.view.page * PAGE_SIZE;
   const visible = rows.slice(start, start + PAGE_SIZE);
   const body = $('results').querySelector('tbody');
-  body.replaceChildren(...visible.map((row) => renderRow(row, labels)));
+  const same =
+    streaming &&
+    body.rows.length === visible.length &&
+    visible.every((row, i) => body.rows[i].dataset.row === String(row.index));
+  if (!same) body.replaceChildren(...visible.map((row) => renderRow(row, labels)));
   $('results').hidden = state.rows.length === 0;
   $('results-tools').hidden = state.rows.length === 0;
   const count = $('result-count');

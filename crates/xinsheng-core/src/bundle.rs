@@ -157,6 +157,21 @@ impl Bundle {
         let manifest: Manifest =
             serde_json::from_str(manifest).map_err(|e| Error::bundle(name, format!("corrupt manifest: {e}")))?;
         manifest.validate().map_err(|e| Error::bundle(name, e))?;
+        // Every weight takes at least two bytes (f16): a manifest describing more weights than
+        // the file can hold is refused here, before the model is allocated.
+        let needed = manifest.config.min_parameters().saturating_mul(2);
+        if needed > bytes.len() as u128 {
+            return Err(Error::bundle(
+                name,
+                format!(
+                    "the manifest describes at least {} weights ({} bytes) but the file has {} bytes: corrupt or \
+                     not a xinsheng model",
+                    manifest.config.min_parameters(),
+                    needed,
+                    bytes.len()
+                ),
+            ));
+        }
         let mut model = manifest.config.init(device).with_bigrams(manifest.bigrams.clone());
         let mut store = BurnpackStore::from_bytes(Some(bytes)).with_from_adapter(FloatCastAdapter::to(DType::F32));
         model.load_from(&mut store).map_err(|e| {

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-pub use crate::input::{Encoding, Format};
+pub use crate::input::{Encoding, Format, ReadOptions};
 use crate::input::{decode, parse_records, record_line};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,32 +52,41 @@ impl Dataset {
 
 /// Reads a data file from disk; the format comes from its extension, the encoding is detected.
 pub fn read_examples(path: &str) -> Result<Dataset> {
-    read_examples_as(path, Encoding::Auto)
+    read_examples_with(path, &ReadOptions::default())
 }
 
-/// [`read_examples`] with a given encoding.
-pub fn read_examples_as(path: &str, encoding: Encoding) -> Result<Dataset> {
-    let format = Format::from_name(path)?;
+/// [`read_examples`] with options: encoding, columns, label map.
+pub fn read_examples_with(path: &str, options: &ReadOptions) -> Result<Dataset> {
+    // An unknown extension is reported before looking for the file.
+    let format = match options.format {
+        Some(f) => f,
+        None => Format::from_name(path)?,
+    };
+    let options = &ReadOptions { format: Some(format), ..options.clone() };
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_string(), source })?;
-    parse_examples_as(path, &bytes, format, encoding)
+    parse_examples_with(path, &bytes, options)
 }
 
-/// Parses labelled examples (encoding detected); `name` is only used in error messages.
+/// Parses labelled examples (encoding and columns detected); `name` is only used in error messages.
 pub fn parse_examples(name: &str, bytes: &[u8], format: Format) -> Result<Dataset> {
-    parse_examples_as(name, bytes, format, Encoding::Auto)
+    parse_examples_with(name, bytes, &ReadOptions { format: Some(format), ..ReadOptions::default() })
 }
 
 /// Parses labelled examples: [`parse_records`] with every non-blank row labelled.
-pub fn parse_examples_as(name: &str, bytes: &[u8], format: Format, encoding: Encoding) -> Result<Dataset> {
+pub fn parse_examples_with(name: &str, bytes: &[u8], options: &ReadOptions) -> Result<Dataset> {
+    let format = match options.format {
+        Some(f) => f,
+        None => Format::from_name(name)?,
+    };
     if format == Format::Txt {
         return Err(Error::data(name, None, "labelled data needs a .tsv, .csv or .jsonl file with 'label' and 'text'"));
     }
-    let records = parse_records(name, bytes, format, encoding)?;
+    let records = parse_records(name, bytes, &ReadOptions { format: Some(format), ..options.clone() })?;
     if !records.labelled {
         return Err(Error::data(
             name,
             Some(1),
-            "labelled data needs a 'label' column (or \"label\" keys) beside 'text'",
+            "labelled data needs a label column (one of label, sentiment, …; or name it with --label-column) beside the text",
         ));
     }
     let mut dataset = Dataset { skipped_empty: records.skipped_blank, ..Dataset::default() };
@@ -89,6 +98,41 @@ pub fn parse_examples_as(name: &str, bytes: &[u8], format: Format, encoding: Enc
         dataset.lines.push(record.line);
     }
     Ok(dataset)
+}
+
+/// The form two labels are compared in to catch near-duplicates: normalised like text
+/// (NFKC, invisible characters removed), trimmed, lower-cased.
+pub fn label_key(label: &str) -> String {
+    crate::tokenizer::normalize(label).trim().to_lowercase()
+}
+
+/// The labels of `data` that `known` lacks, in order of first appearance. A label that differs
+/// from a known one (or from an earlier new one) only by case, width or surrounding space —
+/// `Positive` beside `positive`, `ｐｏｓｉｔｉｖｅ` — is an error naming both and the line, since
+/// adding it would silently split one class in two.
+pub fn new_labels(name: &str, known: &[String], data: &Dataset) -> Result<Vec<String>> {
+    let mut seen: Vec<String> = known.to_vec();
+    let mut added = Vec::new();
+    for (e, &line) in data.examples.iter().zip(&data.lines) {
+        if seen.contains(&e.label) {
+            continue;
+        }
+        if let Some(twin) = seen.iter().find(|k| label_key(k) == label_key(&e.label)) {
+            let whose = if known.contains(twin) { "the model's label" } else { "the label" };
+            return Err(Error::data(
+                name,
+                Some(line),
+                format!(
+                    "label '{}' differs from {whose} '{twin}' only by case, width or spaces: write '{twin}' (or map \
+                     it: {}={twin})",
+                    e.label, e.label
+                ),
+            ));
+        }
+        seen.push(e.label.clone());
+        added.push(e.label.clone());
+    }
+    Ok(added)
 }
 
 /// One row of a teacher file: a text, its gold label if the file gives one, and the
@@ -221,7 +265,8 @@ mod tests {
             err(b"label\ttext\npositive\t\xff\xfe\n", Format::Tsv)
                 .starts_with("f:2: this is neither UTF-8 nor GB18030")
         );
-        assert!(err(b"{\"label\": 1}\n", Format::Jsonl).starts_with("f:1: malformed JSON line"));
+        assert!(err(b"{\"label\": \n", Format::Jsonl).starts_with("f:1: malformed JSON line"));
+        assert!(err(b"{\"label\": 1}\n", Format::Jsonl).starts_with("f:1: no \"text\" key"));
         assert!(err(b"", Format::Tsv).contains("empty"));
         assert!(err(b"label,text\na,b,c\n", Format::Csv).contains("malformed CSV"));
         assert!(Format::from_name("x.xlsx").is_err());
@@ -251,6 +296,30 @@ mod tests {
         assert_eq!(
             err("p_negative\tp_positive\ttext\n0.5\t0.7\tx\n", &labels),
             "t.tsv:2: the probabilities sum to 1.2, not 1"
+        );
+    }
+
+    #[test]
+    fn labels_that_differ_only_by_case_width_or_space_are_refused() {
+        let known = vec!["negative".to_string(), "positive".to_string()];
+        let data = |labels: &[&str]| Dataset {
+            examples: labels.iter().map(|l| Example { label: l.to_string(), text: "x".into() }).collect(),
+            lines: (2..2 + labels.len()).collect(),
+            skipped_empty: 0,
+        };
+        assert_eq!(new_labels("f", &known, &data(&["positive", "中立", "中立"])).unwrap(), ["中立"]);
+        let err = new_labels("f", &known, &data(&["negative", "Positive"])).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "f:3: label 'Positive' differs from the model's label 'positive' only by case, width or spaces: write \
+             'positive' (or map it: Positive=positive)"
+        );
+        assert!(new_labels("f", &known, &data(&["ｎｅｇａｔｉｖｅ"])).is_err());
+        assert!(
+            new_labels("f", &known, &data(&["Neutral", "neutral"]))
+                .unwrap_err()
+                .to_string()
+                .contains("the label 'Neutral'")
         );
     }
 

@@ -222,24 +222,101 @@ pub struct Records {
     pub skipped_blank: usize,
 }
 
-/// Reads a file from disk; `format` defaults to the one its extension names.
-pub fn read_records(path: &str, format: Option<Format>, encoding: Encoding) -> Result<Records> {
-    let format = match format {
-        Some(f) => f,
-        None => Format::from_name(path)?,
-    };
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_string(), source })?;
-    parse_records(path, &bytes, format, encoding)
+/// Column names tried, in order, when no `text_column` is given: the names public Chinese
+/// sentiment sets and annotation tools use.
+pub const TEXT_COLUMNS: [&str; 7] = ["text", "review", "content", "sentence", "comment", "评论", "内容"];
+/// Column names tried, in order, when no `label_column` is given.
+pub const LABEL_COLUMNS: [&str; 6] = ["label", "sentiment", "labels", "polarity", "标签", "情感"];
+
+/// Renames labels as they are read (`1=positive,0=negative`): sets that number their classes
+/// or spell them differently train and evaluate against the model's names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LabelMap(pub Vec<(String, String)>);
+
+impl LabelMap {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn get(&self, label: &str) -> Option<&str> {
+        self.0.iter().find(|(from, _)| from == label).map(|(_, to)| to.as_str())
+    }
 }
 
-/// Decodes and parses one source. `name` is only used in error messages (`file:line: …`).
+impl FromStr for LabelMap {
+    type Err = Error;
+
+    /// `FROM=TO` pairs separated by commas; spaces around names are ignored.
+    fn from_str(s: &str) -> Result<Self> {
+        let mut pairs = Vec::new();
+        for pair in s.split(',').filter(|p| !p.trim().is_empty()) {
+            let (from, to) = pair
+                .split_once('=')
+                .map(|(a, b)| (a.trim(), b.trim()))
+                .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+                .ok_or_else(|| {
+                    Error::Invalid(format!("label map entry '{pair}' is not FROM=TO (e.g. 1=positive,0=negative)"))
+                })?;
+            if pairs.iter().any(|(f, _): &(String, String)| f == from) {
+                return Err(Error::Invalid(format!("label map names '{from}' twice")));
+            }
+            pairs.push((from.to_string(), to.to_string()));
+        }
+        Ok(LabelMap(pairs))
+    }
+}
+
+impl std::fmt::Display for LabelMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pairs: Vec<String> = self.0.iter().map(|(a, b)| format!("{a}={b}")).collect();
+        f.write_str(&pairs.join(","))
+    }
+}
+
+/// How to read a source. The defaults detect everything: the format from the file name, the
+/// encoding from the bytes, the columns from [`TEXT_COLUMNS`] and [`LABEL_COLUMNS`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReadOptions {
+    pub format: Option<Format>,
+    pub encoding: Encoding,
+    /// The column (JSONL: key) holding the review text.
+    pub text_column: Option<String>,
+    /// The column (key) holding the label.
+    pub label_column: Option<String>,
+    #[serde(deserialize_with = "label_map_from_str")]
+    pub label_map: LabelMap,
+}
+
+fn label_map_from_str<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<LabelMap, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(serde::de::Error::custom)
+}
+
+/// Reads a file from disk (see [`parse_records`]).
+pub fn read_records(path: &str, options: &ReadOptions) -> Result<Records> {
+    if options.format.is_none() {
+        Format::from_name(path)?; // an unknown extension is reported before looking for the file
+    }
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_string(), source })?;
+    parse_records(path, &bytes, options)
+}
+
+/// Decodes and parses one source. `name` is only used in error messages (`file:line: …`) and,
+/// without `options.format`, for its extension.
 ///
-/// Tables (TSV, CSV) need a header naming a `text` column (any ASCII case); a `label` column is
-/// optional. JSONL objects need a string `text`; `label` may be a string or, as annotation tools
-/// such as doccano write it, a list of one string. Errors: undecodable bytes, a missing `text`
-/// column, malformed rows, and a source with no non-blank review.
-pub fn parse_records(name: &str, bytes: &[u8], format: Format, encoding: Encoding) -> Result<Records> {
-    let decoded = decode(name, bytes, encoding)?;
+/// Tables (TSV, CSV) need a header with a text column (`options.text_column`, else the first
+/// of [`TEXT_COLUMNS`] present, any ASCII case); a label column is optional. JSONL objects
+/// need a string text; the label may be a string, a number, or a list of one (as annotation
+/// tools such as doccano write it). Labels pass through `options.label_map` when it is given
+/// (a label it lacks is an error). Errors: undecodable bytes, a missing text column, malformed
+/// rows, and a source with no non-blank review.
+pub fn parse_records(name: &str, bytes: &[u8], options: &ReadOptions) -> Result<Records> {
+    let format = match options.format {
+        Some(f) => f,
+        None => Format::from_name(name)?,
+    };
+    let decoded = decode(name, bytes, options.encoding)?;
     let text = decoded.text.as_str();
     if text.trim().is_empty() {
         let header = if matches!(format, Format::Txt) { "" } else { "a header row and " };
@@ -247,24 +324,32 @@ pub fn parse_records(name: &str, bytes: &[u8], format: Format, encoding: Encodin
     }
     let mut out =
         Records { format, encoding: decoded.encoding, labelled: false, records: Vec::new(), skipped_blank: 0 };
-    let mut push = |line: usize, text: String, label: Option<String>| {
+    let map = &options.label_map;
+    let mut push = |line: usize, text: String, label: Option<String>| -> Result<()> {
         if text.trim().is_empty() {
             out.skipped_blank += 1;
-        } else {
-            let label = label.map(|l| l.trim().to_string()).filter(|l| !l.is_empty());
-            out.records.push(Record { line, text, label });
+            return Ok(());
         }
+        let mut label = label.map(|l| l.trim().to_string()).filter(|l| !l.is_empty());
+        if let (Some(l), false) = (&label, map.is_empty()) {
+            let mapped = map
+                .get(l)
+                .ok_or_else(|| Error::data(name, Some(line), format!("label '{l}' is not in the label map ({map})")))?;
+            label = Some(mapped.to_string());
+        }
+        out.records.push(Record { line, text, label });
+        Ok(())
     };
     let labelled = match format {
         Format::Txt => {
             for (i, line) in text.lines().enumerate() {
-                push(i + 1, line.trim().to_string(), None);
+                push(i + 1, line.trim().to_string(), None)?;
             }
             false
         }
-        Format::Tsv => tsv_rows(name, text, &mut push)?,
-        Format::Csv => csv_rows(name, text, &mut push)?,
-        Format::Jsonl => jsonl_rows(name, text, &mut push)?,
+        Format::Tsv => tsv_rows(name, text, options, &mut push)?,
+        Format::Csv => csv_rows(name, text, options, &mut push)?,
+        Format::Jsonl => jsonl_rows(name, text, options, &mut push)?,
     };
     out.labelled = labelled;
     if out.records.is_empty() {
@@ -277,30 +362,47 @@ pub fn parse_records(name: &str, bytes: &[u8], format: Format, encoding: Encodin
     Ok(out)
 }
 
-type Push<'a> = dyn FnMut(usize, String, Option<String>) + 'a;
+type Push<'a> = dyn FnMut(usize, String, Option<String>) -> Result<()> + 'a;
 
-/// Positions of the `text` and (optional) `label` columns.
-fn header_columns(name: &str, header: &[&str]) -> Result<(usize, Option<usize>)> {
-    let find =
-        |col: &str| header.iter().position(|h| h.trim().trim_start_matches('\u{FEFF}').eq_ignore_ascii_case(col));
-    match find("text") {
-        Some(text) => Ok((text, find("label"))),
-        None => Err(Error::data(
-            name,
-            Some(1),
-            format!("the header row needs a 'text' column (and 'label' for labelled data); found {header:?}"),
-        )),
-    }
+fn same_name(a: &str, b: &str) -> bool {
+    a.trim().trim_start_matches('\u{FEFF}').eq_ignore_ascii_case(b.trim())
 }
 
-fn tsv_rows(name: &str, text: &str, push: &mut Push) -> Result<bool> {
+/// Positions of the text and (optional) label columns in a header row.
+fn header_columns(name: &str, header: &[&str], options: &ReadOptions) -> Result<(usize, Option<usize>)> {
+    let find = |col: &str| header.iter().position(|h| same_name(h, col));
+    let missing = |what: &str, col: &str| {
+        Error::data(name, Some(1), format!("the header row has no {what} column '{col}'; found {header:?}"))
+    };
+    let text = match &options.text_column {
+        Some(col) => find(col).ok_or_else(|| missing("text", col))?,
+        None => TEXT_COLUMNS.iter().find_map(|c| find(c)).ok_or_else(|| {
+            Error::data(
+                name,
+                Some(1),
+                format!(
+                    "the header row needs a text column (one of {}; or name it with --text-column) and, for labelled \
+                     data, a label column; found {header:?}",
+                    TEXT_COLUMNS.join(", ")
+                ),
+            )
+        })?,
+    };
+    let label = match &options.label_column {
+        Some(col) => Some(find(col).ok_or_else(|| missing("label", col))?),
+        None => LABEL_COLUMNS.iter().find_map(|c| find(c)),
+    };
+    Ok((text, label))
+}
+
+fn tsv_rows(name: &str, text: &str, options: &ReadOptions, push: &mut Push) -> Result<bool> {
     let mut lines = text.lines().enumerate();
     let (_, header) = lines.next().unwrap_or((0, ""));
     let header: Vec<&str> = header.split('\t').collect();
-    let (text_col, label_col) = header_columns(name, &header)?;
+    let (text_col, label_col) = header_columns(name, &header, options)?;
     for (i, line) in lines {
         if line.trim().is_empty() {
-            push(i + 1, String::new(), None);
+            push(i + 1, String::new(), None)?;
             continue;
         }
         let fields: Vec<&str> = line.split('\t').collect();
@@ -319,20 +421,20 @@ fn tsv_rows(name: &str, text: &str, push: &mut Push) -> Result<bool> {
         // A stray tab inside the text (the last column) belongs to the text.
         let text =
             if text_col == header.len() - 1 { fields[text_col..].join("\t") } else { fields[text_col].to_string() };
-        push(i + 1, text, label_col.map(|c| fields[c].to_string()));
+        push(i + 1, text, label_col.map(|c| fields[c].to_string()))?;
     }
     Ok(label_col.is_some())
 }
 
-fn csv_rows(name: &str, text: &str, push: &mut Push) -> Result<bool> {
+fn csv_rows(name: &str, text: &str, options: &ReadOptions, push: &mut Push) -> Result<bool> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(text.as_bytes());
     let line_of = |e: &csv::Error| e.position().map(|p| p.line() as usize);
     let header = reader.headers().map_err(|e| Error::data(name, line_of(&e), e.to_string()))?.clone();
-    let (text_col, label_col) = header_columns(name, &header.iter().collect::<Vec<_>>())?;
+    let (text_col, label_col) = header_columns(name, &header.iter().collect::<Vec<_>>(), options)?;
     for record in reader.records() {
         let record = record.map_err(|e| Error::data(name, line_of(&e), format!("malformed CSV: {e}")))?;
         let line = record.position().map_or(0, |p| record_line(text.as_bytes(), p.byte() as usize));
-        push(line, record[text_col].to_string(), label_col.map(|c| record[c].to_string()));
+        push(line, record[text_col].to_string(), label_col.map(|c| record[c].to_string()))?;
     }
     Ok(label_col.is_some())
 }
@@ -348,24 +450,12 @@ pub(crate) fn record_line(bytes: &[u8], start: usize) -> usize {
     line_at(bytes, at)
 }
 
-#[derive(Deserialize)]
-struct JsonRow {
-    text: Option<String>,
-    label: Option<JsonLabel>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum JsonLabel {
-    One(String),
-    List(Vec<String>),
-}
-
-fn jsonl_rows(name: &str, text: &str, push: &mut Push) -> Result<bool> {
+fn jsonl_rows(name: &str, text: &str, options: &ReadOptions, push: &mut Push) -> Result<bool> {
+    use serde_json::Value;
     let mut labelled = false;
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
-            push(i + 1, String::new(), None);
+            push(i + 1, String::new(), None)?;
             continue;
         }
         let bad = |what: String| {
@@ -375,18 +465,42 @@ fn jsonl_rows(name: &str, text: &str, push: &mut Push) -> Result<bool> {
                 format!("{what}; expected {{\"text\": \"…\", \"label\": \"…\"}} on each line"),
             )
         };
-        let row: JsonRow = serde_json::from_str(line).map_err(|e| bad(format!("malformed JSON line ({e})")))?;
-        let label = match row.label {
-            None => None,
-            Some(JsonLabel::One(l)) => Some(l),
-            Some(JsonLabel::List(mut list)) if list.len() <= 1 => list.pop(),
-            Some(JsonLabel::List(list)) => {
+        let row: serde_json::Map<String, Value> =
+            serde_json::from_str(line).map_err(|e| bad(format!("malformed JSON line ({e})")))?;
+        let key = |wanted: &Option<String>, defaults: &[&str]| -> Option<String> {
+            let names: Vec<&str> = match wanted {
+                Some(w) => vec![w.as_str()],
+                None => defaults.to_vec(),
+            };
+            names.iter().find_map(|n| row.keys().find(|k| same_name(k, n)).cloned())
+        };
+        let text_key = key(&options.text_column, &TEXT_COLUMNS).ok_or_else(|| {
+            let wanted = options.text_column.clone().unwrap_or_else(|| "text".into());
+            bad(format!("no \"{wanted}\" key"))
+        })?;
+        let text = match &row[&text_key] {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => return Err(bad(format!("\"{text_key}\" must be a string, found {other}"))),
+        };
+        let label = match key(&options.label_column, &LABEL_COLUMNS).map(|k| &row[&k]) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(Value::Bool(b)) => Some(b.to_string()),
+            Some(Value::Array(list)) if list.is_empty() => None,
+            Some(Value::Array(list)) if list.len() == 1 => match &list[0] {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                other => return Err(bad(format!("a label must be a string or a number, found {other}"))),
+            },
+            Some(Value::Array(list)) => {
                 return Err(bad(format!("{} labels {list:?} on one review; give it exactly one", list.len())));
             }
+            Some(other) => return Err(bad(format!("a label must be a string or a number, found {other}"))),
         };
         labelled |= label.is_some();
-        let text = row.text.ok_or_else(|| bad("no \"text\"".to_string()))?;
-        push(i + 1, text, label);
+        push(i + 1, text, label)?;
     }
     Ok(labelled)
 }
@@ -394,6 +508,10 @@ fn jsonl_rows(name: &str, text: &str, push: &mut Push) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn opts(format: Format) -> ReadOptions {
+        ReadOptions { format: Some(format), ..ReadOptions::default() }
+    }
 
     fn texts(r: &Records) -> Vec<&str> {
         r.records.iter().map(|r| r.text.as_str()).collect()
@@ -410,7 +528,7 @@ mod tests {
         bom8.extend(text.replace('\n', "\r\n").as_bytes());
         for (bytes, encoding) in [(&gb[..], Encoding::Gb18030), (&utf16le, Encoding::Utf16le), (&bom8, Encoding::Utf8)]
         {
-            let r = parse_records("f.csv", bytes, Format::Csv, Encoding::Auto).unwrap();
+            let r = parse_records("f.csv", bytes, &ReadOptions::default()).unwrap();
             assert_eq!(r.encoding, encoding);
             assert_eq!(texts(&r).iter().map(|t| t.replace('\r', "")).collect::<Vec<_>>(), ["很好，\n真的"]);
             assert_eq!(r.records[0].label.as_deref(), Some("正面"));
@@ -437,33 +555,66 @@ mod tests {
 
     #[test]
     fn blank_rows_are_skipped_and_counted_in_every_format() {
-        let txt =
-            parse_records("f.txt", "\u{FEFF}很好\r\n\r\n   \n太差\n".as_bytes(), Format::Txt, Encoding::Auto).unwrap();
+        let txt = parse_records("f.txt", "\u{FEFF}很好\r\n\r\n   \n太差\n".as_bytes(), &opts(Format::Txt)).unwrap();
         assert_eq!(texts(&txt), ["很好", "太差"]);
         assert_eq!((txt.skipped_blank, txt.records[1].line, txt.labelled), (2, 4, false));
-        let tsv = parse_records("f.tsv", "text\n好\n\n \n".as_bytes(), Format::Tsv, Encoding::Auto).unwrap();
+        let tsv = parse_records("f.tsv", "text\n好\n\n \n".as_bytes(), &opts(Format::Tsv)).unwrap();
         assert_eq!((texts(&tsv), tsv.skipped_blank), (vec!["好"], 2));
         let jsonl = "{\"text\":\"a\\tb\",\"label\":[\"正面\"]}\n\n{\"text\":\" \"}\n";
-        let jsonl = parse_records("f.jsonl", jsonl.as_bytes(), Format::Jsonl, Encoding::Auto).unwrap();
+        let jsonl = parse_records("f.jsonl", jsonl.as_bytes(), &opts(Format::Jsonl)).unwrap();
         assert_eq!((texts(&jsonl), jsonl.skipped_blank, jsonl.labelled), (vec!["a\tb"], 2, true));
         assert_eq!(jsonl.records[0].label.as_deref(), Some("正面"));
-        let only_blank = parse_records("f.tsv", b"text\n\n \n", Format::Tsv, Encoding::Auto).unwrap_err().to_string();
+        let only_blank = parse_records("f.tsv", b"text\n\n \n", &opts(Format::Tsv)).unwrap_err().to_string();
         assert_eq!(only_blank, "f.tsv: no reviews found: the file has no non-blank text (2 blank rows skipped)");
-        let empty = parse_records("f.txt", b"\n \n", Format::Txt, Encoding::Auto).unwrap_err().to_string();
+        let empty = parse_records("f.txt", b"\n \n", &opts(Format::Txt)).unwrap_err().to_string();
         assert_eq!(empty, "f.txt: the file is empty: expected at least one review");
     }
 
     #[test]
+    fn columns_and_labels_as_public_sets_and_annotation_tools_name_them() {
+        let with = |text: Option<&str>, label: Option<&str>, map: &str| ReadOptions {
+            text_column: text.map(String::from),
+            label_column: label.map(String::from),
+            label_map: map.parse().unwrap(),
+            ..ReadOptions::default()
+        };
+        // Common names are found without options; numeric labels map to the model's names.
+        let csv = "id,review,sentiment\n1,很好,1\n2,太差,0\n";
+        let r = parse_records("f.csv", csv.as_bytes(), &with(None, None, "1=positive,0=negative")).unwrap();
+        assert_eq!(texts(&r), ["很好", "太差"]);
+        assert_eq!(r.records.iter().map(|r| r.label.as_deref().unwrap()).collect::<Vec<_>>(), ["positive", "negative"]);
+        // Named columns win; JSON numbers and doccano's one-element lists are labels too.
+        let jsonl = "{\"content\":\"好\",\"y\":1}\n{\"content\":\"差\",\"y\":[0]}\n";
+        let r = parse_records("f.jsonl", jsonl.as_bytes(), &with(Some("content"), Some("y"), "")).unwrap();
+        assert_eq!(r.records.iter().map(|r| r.label.as_deref().unwrap()).collect::<Vec<_>>(), ["1", "0"]);
+        let err = |o: ReadOptions, s: &str, n: &str| parse_records(n, s.as_bytes(), &o).unwrap_err().to_string();
+        assert_eq!(
+            err(with(None, None, "1=positive"), csv, "f.csv"),
+            "f.csv:3: label '0' is not in the label map (1=positive)"
+        );
+        assert!(
+            err(with(Some("body"), None, ""), csv, "f.csv")
+                .starts_with("f.csv:1: the header row has no text column 'body'")
+        );
+        assert!("1=positive,0".parse::<LabelMap>().is_err());
+        assert!("a=b,a=c".parse::<LabelMap>().is_err());
+    }
+
+    #[test]
     fn tables_need_a_text_column_and_rows_name_their_lines() {
-        let err = |s: &str, f: Format| parse_records("f", s.as_bytes(), f, Encoding::Auto).unwrap_err().to_string();
-        assert!(err("review\n好\n", Format::Csv).starts_with("f:1: the header row needs a 'text' column"));
+        let err = |s: &str, f: Format| parse_records("f", s.as_bytes(), &opts(f)).unwrap_err().to_string();
+        assert!(
+            err("title\n好\n", Format::Csv).starts_with("f:1: the header row needs a text column (one of text, review")
+        );
         assert!(err("label,text\na,b,c\n", Format::Csv).contains("malformed CSV"));
-        assert!(err("{\"label\": 1}\n", Format::Jsonl).starts_with("f:1: malformed JSON line"));
+        assert!(err("{\"label\": \n", Format::Jsonl).starts_with("f:1: malformed JSON line"));
+        assert!(err("[1, 2]\n", Format::Jsonl).starts_with("f:1: malformed JSON line"));
+        assert!(err("{\"text\": 5}\n", Format::Jsonl).starts_with("f:1: \"text\" must be a string"));
         assert!(err("{\"label\": [\"a\", \"b\"], \"text\": \"x\"}\n", Format::Jsonl).contains("2 labels"));
         assert!(err("label\ttext\nno tab\n", Format::Tsv).starts_with("f:2: expected 2 tab-separated columns"));
         for ending in ["\n", "\r\n"] {
             let text = "id,text\n1,\"a\nb\"\n2,c\n".replace('\n', ending);
-            let csv = parse_records("f", text.as_bytes(), Format::Csv, Encoding::Auto).unwrap();
+            let csv = parse_records("f", text.as_bytes(), &opts(Format::Csv)).unwrap();
             assert_eq!(csv.records.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 4], "{ending:?}");
             assert!(!csv.labelled);
         }

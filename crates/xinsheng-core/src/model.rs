@@ -103,6 +103,22 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// A lower bound on the number of weights this configuration has (embeddings, the
+    /// recurrent matrices and the head; biases left out), computed without overflow. Bundle
+    /// loading compares it with the file's size before allocating anything, so a manifest that
+    /// claims absurd dimensions is refused instead of exhausting memory.
+    pub fn min_parameters(&self) -> u128 {
+        let (dirs, hidden, gates) = (self.directions() as u128, self.hidden as u128, self.arch.gates() as u128);
+        let mut total = self.vocab_size as u128 * self.embed_dim as u128
+            + self.bigram_vocab_size as u128 * self.bigram_dim() as u128
+            + self.num_classes as u128 * hidden * dirs;
+        for layer in 0..self.layers.min(1 << 16) as u128 {
+            let input = if layer == 0 { (self.embed_dim + self.bigram_dim()) as u128 } else { hidden * dirs };
+            total = total.saturating_add(dirs * gates * hidden * (input + hidden));
+        }
+        total.saturating_add((self.layers as u128).saturating_sub(1 << 16))
+    }
+
     fn directions(&self) -> usize {
         if self.bidirectional { 2 } else { 1 }
     }

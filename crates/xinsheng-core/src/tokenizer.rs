@@ -1,5 +1,6 @@
-//! Text → tokens. Characters or jieba words; both normalise width and case first so that
-//! "ＧＯＯＤ" and "good" are one token.
+//! Text → tokens. Characters or jieba words; both normalise the text first ([`normalize`]:
+//! invisible characters removed, Unicode NFKC, ASCII lower-case) so that "ＧＯＯＤ" and "good",
+//! or "不\u{200B}好用" and "不好用", are the same tokens.
 
 use std::sync::OnceLock;
 
@@ -66,16 +67,38 @@ fn jieba() -> &'static jieba_rs::Jieba {
     JIEBA.get().expect("word tokenizer used before load_word_dictionary; the browser engine checks this first")
 }
 
-/// Full-width ASCII → half-width, ideographic space → space, ASCII lower-case.
+/// Whether `c` is a default-ignorable code point (Unicode's `Default_Ignorable_Code_Point`,
+/// DerivedCoreProperties.txt, Unicode 15.1): invisible characters such as the zero-width space
+/// (U+200B), joiners (U+200C/D), the word joiner (U+2060), the BOM (U+FEFF), the soft hyphen
+/// (U+00AD), bidirectional marks and variation selectors. Web pages and rich-text editors leave
+/// them inside words, where they would split "不好用" into different tokens.
+pub fn is_default_ignorable(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// The one text normalisation, applied by every tokenizer (so by training, the CLI and the
+/// browser alike): default-ignorable code points removed ([`is_default_ignorable`]), then
+/// Unicode NFKC (full-width letters, digits and punctuation become their ASCII forms, the
+/// ideographic space a space, compatibility ideographs and circled numbers their plain forms),
+/// then ASCII lower-case. Idempotent: `normalize(normalize(t)) == normalize(t)`.
 pub fn normalize(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
-            '\u{3000}' => ' ',
-            _ => c,
-        })
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
+    use unicode_normalization::UnicodeNormalization;
+    let mut out: String = text.chars().filter(|&c| !is_default_ignorable(c)).nfkc().collect();
+    // NFKC can produce upper-case ASCII (Ｇ → G) and lower-casing can, rarely, make a new NFKC
+    // composition possible: repeat until nothing changes (at most a couple of rounds).
+    loop {
+        let next: String =
+            out.chars().filter(|&c| !is_default_ignorable(c)).map(|c| c.to_ascii_lowercase()).nfkc().collect();
+        if next == out {
+            return out;
+        }
+        out = next;
+    }
 }
 
 impl Tokenizer {
@@ -149,6 +172,22 @@ mod tests {
     fn char_tokens_group_ascii_and_normalise_width() {
         let t = Tokenizer::new(TokenizerKind::Char, 100);
         assert_eq!(t.tokenize("屏幕ＧＯＯＤ 好 iPhone15!"), ["屏", "幕", "good", "好", "iphone15", "!"]);
+    }
+
+    #[test]
+    fn invisible_characters_and_compatibility_forms_give_the_same_tokens() {
+        let t = Tokenizer::new(TokenizerKind::Char, 100);
+        let plain = t.tokenize("不好用");
+        for variant in ["不\u{200B}好用", "不\u{200C}好\u{200D}用", "\u{FEFF}不好\u{2060}用", "不\u{00AD}好用\u{FE0F}"]
+        {
+            assert_eq!(t.tokenize(variant), plain, "{variant:?}");
+        }
+        assert_eq!(t.tokenize("①号ｱｲ㈱"), t.tokenize("1号アイ(株)"));
+        let w = Tokenizer::new(TokenizerKind::Word, 100);
+        assert_eq!(w.tokenize("质量\u{200B}很好"), w.tokenize("质量很好"));
+        for text in ["ＡＢＣ\u{0301}", "Å", "a\u{200B}\u{0301}", "ﬁ ＧＯＯＤ", "㍿"] {
+            assert_eq!(normalize(&normalize(text)), normalize(text), "{text:?}");
+        }
     }
 
     #[test]

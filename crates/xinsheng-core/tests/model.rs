@@ -273,6 +273,28 @@ fn bad_bundles_are_refused_with_a_reason() {
     }
     let missing = Bundle::load(std::path::Path::new("/nonexistent/bundle"), &device).err().unwrap().to_string();
     assert!(missing.contains("not found"), "{missing}");
+
+    // A manifest claiming absurd sizes (a hostile model URL) is refused before any allocation:
+    // this test would abort on an out-of-memory allocation otherwise.
+    let absurd = |change: &dyn Fn(&mut Manifest)| {
+        let mut b = bundle(Arch::Lstm, true, 1);
+        change(&mut b.manifest);
+        let bytes = b.to_bytes(Precision::F16).unwrap();
+        Bundle::from_bytes("hostile", bytes, &device).err().expect("accepted").to_string()
+    };
+    let huge = absurd(&|m| m.config.hidden = 1_000_000_000);
+    assert!(huge.contains("the manifest describes at least"), "{huge}");
+    let wide = absurd(&|m| m.config.embed_dim = usize::MAX / 2);
+    assert!(wide.contains("the manifest describes at least"), "{wide}");
+    let deep = absurd(&|m| m.config.layers = usize::MAX);
+    assert!(deep.contains("the manifest describes at least"), "{deep}");
+    let classes = absurd(&|m| {
+        m.labels = (0..1_000_000).map(|i| i.to_string()).collect();
+        m.config.num_classes = m.labels.len();
+    });
+    assert!(classes.contains("the manifest describes at least"), "{classes}");
+    let vocab = absurd(&|m| m.config.vocab_size = 1_000_000_000);
+    assert!(vocab.contains("vocabulary entries for an embedding of 1000000000"), "{vocab}");
 }
 
 #[test]

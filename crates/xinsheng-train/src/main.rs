@@ -11,8 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use xinsheng_core::bundle::{Bundle, Manifest, Precision};
 use xinsheng_core::classifier::{encode, encode_tokens};
-use xinsheng_core::data::{Dataset, read_examples_as, read_teacher};
-use xinsheng_core::input::{Encoding, Format, parse_records, read_records};
+use xinsheng_core::data::{Dataset, new_labels, read_examples_with, read_teacher};
+use xinsheng_core::input::{Encoding, Format, LabelMap, ReadOptions, parse_records, read_records};
 use xinsheng_core::train::{
     Calibration, Distillation, Encoded, Event, Freeze, TrainOptions, attach_teacher, calibrate, finetune, fit, pretrain,
 };
@@ -38,16 +38,44 @@ enum Command {
     Finetune(FinetuneArgs),
 }
 
-/// How text files are read (every subcommand reads them the same way).
-#[derive(Args, Clone, Copy)]
+/// How text files are read (every subcommand reads them the same way, as the page does).
+#[derive(Args, Clone)]
 struct InputOptions {
     /// Text encoding of the input files: auto (a BOM, else UTF-8 if valid, else GB18030),
     /// utf-8, gb18030 (also for GBK/GB2312, what Chinese Excel and Notepad save), utf-16le, utf-16be
     #[arg(long, default_value = "auto", value_parser = parse_encoding)]
     encoding: Encoding,
+    /// The column (JSONL: key) holding the review text [default: the first of text, review,
+    /// content, sentence, comment, 评论, 内容]
+    #[arg(long)]
+    text_column: Option<String>,
+    /// The column (key) holding the label [default: the first of label, sentiment, labels,
+    /// polarity, 标签, 情感]
+    #[arg(long)]
+    label_column: Option<String>,
+    /// Rename labels as they are read, e.g. `1=positive,0=negative`; a label missing from the
+    /// map is an error
+    #[arg(long, value_parser = parse_label_map)]
+    label_map: Option<LabelMap>,
+}
+
+impl InputOptions {
+    fn options(&self, format: Option<Format>) -> ReadOptions {
+        ReadOptions {
+            format,
+            encoding: self.encoding,
+            text_column: self.text_column.clone(),
+            label_column: self.label_column.clone(),
+            label_map: self.label_map.clone().unwrap_or_default(),
+        }
+    }
 }
 
 fn parse_encoding(s: &str) -> Result<Encoding, String> {
+    s.parse().map_err(|e: xinsheng_core::Error| e.to_string())
+}
+
+fn parse_label_map(s: &str) -> Result<LabelMap, String> {
     s.parse().map_err(|e: xinsheng_core::Error| e.to_string())
 }
 
@@ -189,6 +217,10 @@ struct FinetuneArgs {
     /// Output bundle: a directory (gets model.bpk) or a .bpk file
     #[arg(long)]
     out: PathBuf,
+    /// Add the data's labels that the model lacks as new classes (e.g. 中立); without it a new
+    /// label is an error, so that a typo cannot grow the model
+    #[arg(long)]
+    add_labels: bool,
     /// Parameters left untouched
     #[arg(long, default_value = "none", value_parser = ["none", "embedding", "encoder"])]
     freeze: String,
@@ -227,9 +259,9 @@ fn device() -> Device {
     Device::flex()
 }
 
-fn load_data(path: &Path, input: InputOptions) -> Result<Dataset> {
+fn load_data(path: &Path, input: &InputOptions) -> Result<Dataset> {
     let name = path.display().to_string();
-    let data = read_examples_as(&name, input.encoding)?;
+    let data = read_examples_with(&name, &input.options(None))?;
     if data.skipped_empty > 0 {
         eprintln!("warning: {name}: skipped {} rows with empty text", data.skipped_empty);
     }
@@ -314,11 +346,11 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     let mut train_data = Dataset::default();
     for path in &args.data {
-        let part = load_data(path, args.read)?;
+        let part = load_data(path, &args.read)?;
         train_data.examples.extend(part.examples);
         train_data.lines.extend(part.lines);
     }
-    let valid_data = args.valid.as_deref().map(|p| load_data(p, args.read)).transpose()?;
+    let valid_data = args.valid.as_deref().map(|p| load_data(p, &args.read)).transpose()?;
     let mut labels = train_data.labels();
     labels.sort();
     if labels.len() < 2 {
@@ -452,7 +484,7 @@ fn report_calibration(c: Calibration) -> Calibration {
 
 fn eval(args: EvalArgs) -> Result<()> {
     let bundle = load_bundle(&args.model)?;
-    let data = load_data(&args.data, args.read)?;
+    let data = load_data(&args.data, &args.read)?;
     let name = args.data.display().to_string();
     data.check_labels(&name, &bundle.manifest.labels)?;
     let labels = bundle.manifest.labels.clone();
@@ -518,18 +550,19 @@ fn predict(args: PredictArgs) -> Result<()> {
     // Arguments, a file and standard input all go through the core's one reader: BOM dropped,
     // encoding detected, blank reviews skipped and counted.
     let records = if !args.texts.is_empty() {
-        parse_records("arguments", args.texts.join("\n").as_bytes(), Format::Txt, Encoding::Utf8)?
+        let options = ReadOptions { format: Some(Format::Txt), encoding: Encoding::Utf8, ..ReadOptions::default() };
+        parse_records("arguments", args.texts.join("\n").as_bytes(), &options)?
     } else {
         match &args.input {
             Some(path) => {
                 let name = path.display().to_string();
                 // .tsv/.csv/.jsonl give their text column; any other file is one review per line.
-                read_records(&name, Some(Format::from_name(&name).unwrap_or(Format::Txt)), args.read.encoding)?
+                read_records(&name, &args.read.options(Some(Format::from_name(&name).unwrap_or(Format::Txt))))?
             }
             None => {
                 let mut bytes = Vec::new();
                 std::io::stdin().lock().read_to_end(&mut bytes).context("cannot read standard input")?;
-                parse_records("<stdin>", &bytes, Format::Txt, args.read.encoding)?
+                parse_records("<stdin>", &bytes, &args.read.options(Some(Format::Txt)))?
             }
         }
     };
@@ -548,9 +581,24 @@ fn finetune_cmd(args: FinetuneArgs) -> Result<()> {
     let freeze: Freeze = args.freeze.parse().map_err(anyhow::Error::msg)?;
     let precision: Precision = args.precision.parse().map_err(anyhow::Error::msg)?;
     let bundle = load_bundle(&args.model)?;
-    let data = load_data(&args.data, args.read)?;
-    let valid = args.valid.as_deref().map(|p| load_data(p, args.read)).transpose()?;
+    let data = load_data(&args.data, &args.read)?;
+    let valid = args.valid.as_deref().map(|p| load_data(p, &args.read)).transpose()?;
     let before = bundle.manifest.labels.clone();
+    let data_name = args.data.display().to_string();
+    let added = new_labels(&data_name, &before, &data)?;
+    if !added.is_empty() && !args.add_labels {
+        bail!(
+            "{data_name}: label{} {} {} new to the model (it knows {}): pass --add-labels to add {} as new class{}, or \
+             --label-map to rename {}",
+            if added.len() > 1 { "s" } else { "" },
+            added.iter().map(|l| format!("'{l}'")).collect::<Vec<_>>().join(", "),
+            if added.len() > 1 { "are" } else { "is" },
+            before.join(", "),
+            if added.len() > 1 { "them" } else { "it" },
+            if added.len() > 1 { "es" } else { "" },
+            if added.len() > 1 { "them" } else { "it" },
+        );
+    }
     let options = TrainOptions {
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -572,9 +620,13 @@ fn finetune_cmd(args: FinetuneArgs) -> Result<()> {
         let valid_set = Encoded::new(&encode, &manifest.labels, &valid_examples, "validation data")?;
         Some(report_calibration(calibrate(&mut bundle, &valid_set, &device())))
     };
-    let added: Vec<&String> = bundle.manifest.labels.iter().filter(|l| !before.contains(l)).collect();
     if !added.is_empty() {
-        eprintln!("added labels: {}", added.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+        eprintln!(
+            "added labels: {} (the model grew from {} to {} classes)",
+            added.join(", "),
+            before.len(),
+            bundle.manifest.labels.len()
+        );
     }
     bundle.manifest.training = serde_json::json!({
         "finetuned_from": args.model.display().to_string(),

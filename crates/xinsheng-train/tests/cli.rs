@@ -184,22 +184,58 @@ fn train_then_finetune_with_a_new_label_end_to_end() {
     assert!(stderr(&out).contains("epoch  2"), "progress is shown: {}", stderr(&out));
 
     let tuned = dir.join("tuned.bpk");
-    let out = xinsheng(&[
-        "finetune",
-        "--model",
-        base.to_str().unwrap(),
+    let finetune = |extra: &[&str]| {
+        let mut args =
+            vec!["finetune", "--model", base.to_str().unwrap(), "--epochs", "2", "--out", tuned.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        xinsheng(&args)
+    };
+    // A new label is one flag away, never an accident.
+    let err = stderr(&finetune(&["--data", "tests/fixtures/three-labels.jsonl"]));
+    assert!(
+        err.contains(
+            "labels '正面', '负面', '中立' are new to the model (it knows negative, positive): pass --add-labels"
+        ),
+        "{err}"
+    );
+    // Case variants of known labels are refused (the model would grow from 2 to 4 classes).
+    let err = stderr(&finetune(&["--data", "tests/fixtures/case-labels.jsonl", "--add-labels"]));
+    assert!(err.contains("case-labels.jsonl:1: label 'Positive' differs from the model's label 'positive'"), "{err}");
+    // Mapped to the model's names, only 中立 is new.
+    let out = finetune(&[
         "--data",
         "tests/fixtures/three-labels.jsonl",
-        "--epochs",
-        "2",
-        "--out",
-        tuned.to_str().unwrap(),
+        "--label-map",
+        "正面=positive,负面=negative,中立=中立",
+        "--add-labels",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("added labels: 正面, 负面, 中立"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("added labels: 中立 (the model grew from 2 to 3 classes)"), "{}", stderr(&out));
     let out = xinsheng(&["predict", "--model", tuned.to_str().unwrap(), "一般"]);
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(line["probs"].as_object().unwrap().len(), 5, "positive, negative and the three new labels");
+    assert_eq!(line["probs"].as_object().unwrap().len(), 3, "positive, negative and 中立");
+}
+
+#[test]
+fn columns_and_numeric_labels_of_public_sets_read_with_options() {
+    // review/sentiment columns are found by name; 1/0 become the model's labels through the map.
+    let out = xinsheng(&[
+        "eval",
+        "--data",
+        "tests/fixtures/public-set.csv",
+        "--label-map",
+        "1=positive,0=negative",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let metrics: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(metrics["accuracy"], 1.0, "{metrics}");
+    let err = failure(&["eval", "--data", "tests/fixtures/public-set.csv"]);
+    assert!(err.contains("public-set.csv:2: unknown label '1'"), "{err}");
+    let err = failure(&["eval", "--data", "tests/fixtures/public-set.csv", "--text-column", "body"]);
+    assert!(err.contains("public-set.csv:1: the header row has no text column 'body'"), "{err}");
+    let out = xinsheng(&["predict", "--input", "tests/fixtures/public-set.csv", "--text-column", "review"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3, "{}", stderr(&out));
 }
 
 #[test]

@@ -49,25 +49,21 @@ pub fn load_word_dictionary(text: &[u8]) -> Result<(), JsError> {
     xinsheng_core::tokenizer::load_word_dictionary(text).map_err(|e| JsError::new(&e))
 }
 
-/// Reads a dropped or opened file the way the CLI does (`xinsheng_core::input::parse_records`):
-/// `format` is "txt", "tsv", "csv" or "jsonl" (default: from `name`'s extension), `encoding` is
-/// "auto" (default), "utf-8", "gb18030", "utf-16le" or "utf-16be". Returns
+/// Reads a dropped or opened file the way the CLI does (`xinsheng_core::input::parse_records`).
+/// `options` (all optional): `{format: "txt"|"tsv"|"csv"|"jsonl"` (default: from `name`'s
+/// extension), `encoding: "auto"|"utf-8"|"gb18030"|"utf-16le"|"utf-16be"`, `textColumn`,
+/// `labelColumn`, `labelMap: "1=positive,0=negative"}`. Returns
 /// `{format, encoding, labelled, records: [{line, text, label?}], skippedBlank}`; errors name
 /// the file and line.
 #[wasm_bindgen(js_name = parseFile)]
-pub fn parse_file(
-    name: &str,
-    bytes: &[u8],
-    format: Option<String>,
-    encoding: Option<String>,
-) -> Result<JsValue, JsError> {
-    use xinsheng_core::input::{Encoding, Format, parse_records};
-    let format = match format.as_deref() {
-        None | Some("") => Format::from_name(name).map_err(js_error)?,
-        Some(f) => Format::from_name(&format!("{name}.{f}")).map_err(js_error)?,
+pub fn parse_file(name: &str, bytes: &[u8], options: JsValue) -> Result<JsValue, JsError> {
+    use xinsheng_core::input::{ReadOptions, parse_records};
+    let options: ReadOptions = if options.is_undefined() || options.is_null() {
+        ReadOptions::default()
+    } else {
+        serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("file options: {e}")))?
     };
-    let encoding: Encoding = encoding.as_deref().unwrap_or("auto").parse().map_err(js_error)?;
-    to_js(&parse_records(name, bytes, format, encoding).map_err(js_error)?)
+    to_js(&parse_records(name, bytes, &options).map_err(js_error)?)
 }
 
 fn device_for(backend: &str) -> Result<Device, JsError> {
@@ -254,6 +250,13 @@ impl Engine {
 
         let base =
             Bundle { manifest: self.classifier.bundle.manifest.clone(), model: self.classifier.bundle.model.clone() };
+        // The same guard as the CLI: `Positive` beside `positive` would split a class in two.
+        let as_data = xinsheng_core::data::Dataset {
+            lines: (1..=examples.len()).collect(),
+            examples: examples.clone(),
+            skipped_empty: 0,
+        };
+        xinsheng_core::data::new_labels("examples", &base.manifest.labels, &as_data).map_err(js_error)?;
         let Bundle { manifest, model } = with_labels_of(base, &examples);
         let encode = |t: &str| xinsheng_core::classifier::encode(&manifest.tokenizer, &manifest.vocab, t);
         let data = Encoded::new(&encode, &manifest.labels, &examples, "corrections").map_err(js_error)?;
