@@ -45,7 +45,8 @@ function topTokens(limit = 8) {
     if (!sums.has(label)) sums.set(label, new Map());
     const forLabel = sums.get(label);
     for (const { token, weight } of row.tokens) {
-      if (weight > 0 && token.trim()) forLabel.set(token, (forLabel.get(token) ?? 0) + weight);
+      // Words and characters, not punctuation: what a reader can act on.
+      if (weight > 0 && /[\p{L}\p{N}]/u.test(token)) forLabel.set(token, (forLabel.get(token) ?? 0) + weight);
     }
   }
   const top = new Map(
