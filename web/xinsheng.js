@@ -15,7 +15,7 @@ const CHUNK = 256;
 
 const messageOf = (e) => (e instanceof Error ? e.message : String(e));
 
-/** The engine host stopped (its WebGPU device was lost); `Classifier.load` starts a new one. */
+/** The engine host stopped (its WebGPU device was lost, or its worker died); `Classifier.load` starts a new one. */
 function lostError(reason) {
   const error = new Error(`${reason}: load the classifier again (it falls back to the CPU if WebGPU stays unavailable)`);
   error.name = 'EngineLostError';
@@ -58,9 +58,15 @@ class Remote {
       });
       worker.addEventListener('error', (event) => {
         event.preventDefault();
-        const error = new Error(`the engine's worker failed: ${event.message || 'it could not start'}`);
-        if (!ready) reject(error);
-        else this.#failAll(error);
+        const reason = `the engine's worker failed (${event.message || 'it could not start'})`;
+        if (!ready) {
+          reject(new Error(reason));
+          return;
+        }
+        // A dead worker never answers: fail what is pending and everything after.
+        this.failed = reason;
+        if (remote === this) remote = undefined;
+        this.#failAll(lostError(reason));
       });
     });
   }
@@ -90,7 +96,7 @@ class Remote {
     }
     this.#calls.delete(id);
     if (kind === 'result') call.resolve(value);
-    else call.reject(Object.assign(new Error(error.message), { name: error.name === 'Error' ? 'Error' : error.name }));
+    else call.reject(Object.assign(new Error(error.message), { name: error.name }));
   }
 
   #failAll(error) {
