@@ -34,7 +34,7 @@ enum Command {
     Eval(EvalArgs),
     /// Classify texts given as arguments, in a file, or on standard input (one per line; blank lines are skipped)
     Predict(PredictArgs),
-    /// Continue training a model on new labelled data (new labels add classes)
+    /// Continue training a model on new labelled data (--add-labels adds new labels as classes)
     Finetune(FinetuneArgs),
 }
 
@@ -81,9 +81,7 @@ fn parse_label_map(s: &str) -> Result<LabelMap, String> {
 
 #[derive(Args)]
 struct TrainArgs {
-    #[command(flatten)]
-    read: InputOptions,
-    /// Training data: .tsv, .csv or .jsonl with `label` and `text`; repeat to train on several
+    /// Training data: .tsv, .csv or .jsonl with a text and a label column; repeat to train on several
     /// files together (e.g. the corpus and the targeted augmentation in data/augment/)
     #[arg(long, required = true)]
     data: Vec<PathBuf>,
@@ -166,27 +164,29 @@ struct TrainArgs {
     /// Output bundle: a directory (gets model.bpk) or a .bpk file
     #[arg(long)]
     out: PathBuf,
+    /// How input files are read
+    #[command(flatten)]
+    read: InputOptions,
 }
 
 #[derive(Args)]
 struct EvalArgs {
-    #[command(flatten)]
-    read: InputOptions,
     /// Bundle directory or .bpk file
     #[arg(long, default_value = "models/default")]
     model: PathBuf,
-    /// Labelled data: .tsv, .csv or .jsonl with `label` and `text`
+    /// Labelled data: .tsv, .csv or .jsonl with a text and a label column (see --text-column)
     #[arg(long)]
     data: PathBuf,
     /// Print one JSON object instead of tables
     #[arg(long)]
     json: bool,
+    /// How input files are read
+    #[command(flatten)]
+    read: InputOptions,
 }
 
 #[derive(Args)]
 struct PredictArgs {
-    #[command(flatten)]
-    read: InputOptions,
     /// Bundle directory or .bpk file
     #[arg(long, default_value = "models/default")]
     model: PathBuf,
@@ -199,16 +199,17 @@ struct PredictArgs {
     explain: bool,
     /// Reviews to classify; with none and no --input, lines are read from standard input
     texts: Vec<String>,
+    /// How input files are read
+    #[command(flatten)]
+    read: InputOptions,
 }
 
 #[derive(Args)]
 struct FinetuneArgs {
-    #[command(flatten)]
-    read: InputOptions,
     /// Bundle to start from (directory or .bpk file)
     #[arg(long, default_value = "models/default")]
     model: PathBuf,
-    /// New labelled data: .tsv, .csv or .jsonl with `label` and `text`
+    /// New labelled data: .tsv, .csv or .jsonl with a text and a label column (see --text-column)
     #[arg(long)]
     data: PathBuf,
     /// Validation data for early stopping (otherwise the last epoch is kept)
@@ -236,6 +237,9 @@ struct FinetuneArgs {
     seed: u64,
     #[arg(long, default_value = "f16", value_parser = ["f16", "f32"])]
     precision: String,
+    /// How input files are read
+    #[command(flatten)]
+    read: InputOptions,
 }
 
 fn main() {
