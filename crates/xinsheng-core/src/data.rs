@@ -57,12 +57,7 @@ pub fn read_examples(path: &str) -> Result<Dataset> {
 
 /// [`read_examples`] with options: encoding, columns, label map.
 pub fn read_examples_with(path: &str, options: &ReadOptions) -> Result<Dataset> {
-    // An unknown extension is reported before looking for the file.
-    let format = match options.format {
-        Some(f) => f,
-        None => Format::from_name(path)?,
-    };
-    let options = &ReadOptions { format: Some(format), ..options.clone() };
+    options.format_of(path)?; // an unknown extension is reported before looking for the file
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_string(), source })?;
     parse_examples_with(path, &bytes, options)
 }
@@ -74,14 +69,10 @@ pub fn parse_examples(name: &str, bytes: &[u8], format: Format) -> Result<Datase
 
 /// Parses labelled examples: [`parse_records`] with every non-blank row labelled.
 pub fn parse_examples_with(name: &str, bytes: &[u8], options: &ReadOptions) -> Result<Dataset> {
-    let format = match options.format {
-        Some(f) => f,
-        None => Format::from_name(name)?,
-    };
-    if format == Format::Txt {
+    if options.format_of(name)? == Format::Txt {
         return Err(Error::data(name, None, "labelled data needs a .tsv, .csv or .jsonl file with 'label' and 'text'"));
     }
-    let records = parse_records(name, bytes, &ReadOptions { format: Some(format), ..options.clone() })?;
+    let records = parse_records(name, bytes, options)?;
     if !records.labelled {
         return Err(Error::data(
             name,
@@ -106,18 +97,23 @@ pub fn label_key(label: &str) -> String {
     crate::tokenizer::normalize(label).trim().to_lowercase()
 }
 
-/// The labels of `data` that `known` lacks, in order of first appearance. A label that differs
-/// from a known one (or from an earlier new one) only by case, width or surrounding space —
-/// `Positive` beside `positive`, `ｐｏｓｉｔｉｖｅ` — is an error naming both and the line, since
-/// adding it would silently split one class in two.
-pub fn new_labels(name: &str, known: &[String], data: &Dataset) -> Result<Vec<String>> {
+/// The labels that `known` lacks among `labels` (each with the 1-based line, or example number,
+/// it comes from), in order of first appearance. A label that differs from a known one (or from
+/// an earlier new one) only by case, width or surrounding space — `Positive` beside `positive`,
+/// `ｐｏｓｉｔｉｖｅ` — is an error naming both and the line, since adding it would silently split
+/// one class in two.
+pub fn new_labels<'a>(
+    name: &str,
+    known: &[String],
+    labels: impl IntoIterator<Item = (&'a str, usize)>,
+) -> Result<Vec<String>> {
     let mut seen: Vec<String> = known.to_vec();
     let mut added = Vec::new();
-    for (e, &line) in data.examples.iter().zip(&data.lines) {
-        if seen.contains(&e.label) {
+    for (label, line) in labels {
+        if seen.iter().any(|k| k == label) {
             continue;
         }
-        if let Some(twin) = seen.iter().find(|k| label_key(k) == label_key(&e.label)) {
+        if let Some(twin) = seen.iter().find(|k| label_key(k) == label_key(label)) {
             let whose = if known.contains(twin) { "the model's label" } else { "the label" };
             return Err(Error::data(
                 name,
@@ -125,12 +121,12 @@ pub fn new_labels(name: &str, known: &[String], data: &Dataset) -> Result<Vec<St
                 format!(
                     "label '{}' differs from {whose} '{twin}' only by case, width or spaces: write '{twin}' (or map \
                      it: {}={twin})",
-                    e.label, e.label
+                    label, label
                 ),
             ));
         }
-        seen.push(e.label.clone());
-        added.push(e.label.clone());
+        seen.push(label.to_string());
+        added.push(label.to_string());
     }
     Ok(added)
 }
@@ -302,21 +298,17 @@ mod tests {
     #[test]
     fn labels_that_differ_only_by_case_width_or_space_are_refused() {
         let known = vec!["negative".to_string(), "positive".to_string()];
-        let data = |labels: &[&str]| Dataset {
-            examples: labels.iter().map(|l| Example { label: l.to_string(), text: "x".into() }).collect(),
-            lines: (2..2 + labels.len()).collect(),
-            skipped_empty: 0,
-        };
-        assert_eq!(new_labels("f", &known, &data(&["positive", "中立", "中立"])).unwrap(), ["中立"]);
-        let err = new_labels("f", &known, &data(&["negative", "Positive"])).unwrap_err().to_string();
+        let data = |labels: &'static [&'static str]| labels.iter().copied().zip(2..);
+        assert_eq!(new_labels("f", &known, data(&["positive", "中立", "中立"])).unwrap(), ["中立"]);
+        let err = new_labels("f", &known, data(&["negative", "Positive"])).unwrap_err().to_string();
         assert_eq!(
             err,
             "f:3: label 'Positive' differs from the model's label 'positive' only by case, width or spaces: write \
              'positive' (or map it: Positive=positive)"
         );
-        assert!(new_labels("f", &known, &data(&["ｎｅｇａｔｉｖｅ"])).is_err());
+        assert!(new_labels("f", &known, data(&["ｎｅｇａｔｉｖｅ"])).is_err());
         assert!(
-            new_labels("f", &known, &data(&["Neutral", "neutral"]))
+            new_labels("f", &known, data(&["Neutral", "neutral"]))
                 .unwrap_err()
                 .to_string()
                 .contains("the label 'Neutral'")

@@ -288,6 +288,16 @@ pub struct ReadOptions {
     pub label_map: LabelMap,
 }
 
+impl ReadOptions {
+    /// The format to read `name` as: the one given, else the one its extension names.
+    pub fn format_of(&self, name: &str) -> Result<Format> {
+        match self.format {
+            Some(format) => Ok(format),
+            None => Format::from_name(name),
+        }
+    }
+}
+
 fn label_map_from_str<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<LabelMap, D::Error> {
     let s = String::deserialize(d)?;
     s.parse().map_err(serde::de::Error::custom)
@@ -295,9 +305,7 @@ fn label_map_from_str<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Re
 
 /// Reads a file from disk (see [`parse_records`]).
 pub fn read_records(path: &str, options: &ReadOptions) -> Result<Records> {
-    if options.format.is_none() {
-        Format::from_name(path)?; // an unknown extension is reported before looking for the file
-    }
+    options.format_of(path)?; // an unknown extension is reported before looking for the file
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_string(), source })?;
     parse_records(path, &bytes, options)
 }
@@ -312,10 +320,7 @@ pub fn read_records(path: &str, options: &ReadOptions) -> Result<Records> {
 /// (a label it lacks is an error). Errors: undecodable bytes, a missing text column, malformed
 /// rows, and a source with no non-blank review.
 pub fn parse_records(name: &str, bytes: &[u8], options: &ReadOptions) -> Result<Records> {
-    let format = match options.format {
-        Some(f) => f,
-        None => Format::from_name(name)?,
-    };
+    let format = options.format_of(name)?;
     let decoded = decode(name, bytes, options.encoding)?;
     let text = decoded.text.as_str();
     if text.trim().is_empty() {

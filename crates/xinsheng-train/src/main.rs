@@ -43,7 +43,7 @@ enum Command {
 struct InputOptions {
     /// Text encoding of the input files: auto (a BOM, else UTF-8 if valid, else GB18030),
     /// utf-8, gb18030 (also for GBK/GB2312, what Chinese Excel and Notepad save), utf-16le, utf-16be
-    #[arg(long, default_value = "auto", value_parser = parse_encoding)]
+    #[arg(long, default_value = "auto", value_parser = core_value::<Encoding>)]
     encoding: Encoding,
     /// The column (JSONL: key) holding the review text [default: the first of text, review,
     /// content, sentence, comment, 评论, 内容]
@@ -55,7 +55,7 @@ struct InputOptions {
     label_column: Option<String>,
     /// Rename labels as they are read, e.g. `1=positive,0=negative`; a label missing from the
     /// map is an error
-    #[arg(long, value_parser = parse_label_map)]
+    #[arg(long, value_parser = core_value::<LabelMap>)]
     label_map: Option<LabelMap>,
 }
 
@@ -71,11 +71,8 @@ impl InputOptions {
     }
 }
 
-fn parse_encoding(s: &str) -> Result<Encoding, String> {
-    s.parse().map_err(|e: xinsheng_core::Error| e.to_string())
-}
-
-fn parse_label_map(s: &str) -> Result<LabelMap, String> {
+/// A value parsed by the core's `FromStr` (encodings, label maps), with its message for clap.
+fn core_value<T: std::str::FromStr<Err = xinsheng_core::Error>>(s: &str) -> Result<T, String> {
     s.parse().map_err(|e: xinsheng_core::Error| e.to_string())
 }
 
@@ -589,7 +586,11 @@ fn finetune_cmd(args: FinetuneArgs) -> Result<()> {
     let valid = args.valid.as_deref().map(|p| load_data(p, &args.read)).transpose()?;
     let before = bundle.manifest.labels.clone();
     let data_name = args.data.display().to_string();
-    let added = new_labels(&data_name, &before, &data)?;
+    let added = new_labels(
+        &data_name,
+        &before,
+        data.examples.iter().map(|e| e.label.as_str()).zip(data.lines.iter().copied()),
+    )?;
     if !added.is_empty() && !args.add_labels {
         bail!(
             "{data_name}: label{} {} {} new to the model (it knows {}): pass --add-labels to add {} as new class{}, or \

@@ -12,6 +12,14 @@ fn xinsheng(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xinsheng")).args(args).current_dir(repo()).output().expect("xinsheng runs")
 }
 
+/// `key` of every JSON line `predict` wrote, as strings.
+fn field_of_each_line(out: &Output, key: &str) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()[key].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -92,11 +100,7 @@ fn predict_reads_standard_input_and_files() {
     use std::io::Write;
     child.stdin.take().unwrap().write_all("非常满意，质量很好\n太差了\n".as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    let labels: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["label"].as_str().unwrap().to_string())
-        .collect();
+    let labels = field_of_each_line(&out, "label");
     assert_eq!(labels, ["positive", "negative"]);
 
     let dir = tmp("input");
@@ -104,11 +108,7 @@ fn predict_reads_standard_input_and_files() {
     let file = dir.join("reviews.txt");
     std::fs::write(&file, "\u{FEFF}好评\r\n\r\n   \n差评\n").unwrap();
     let out = xinsheng(&["predict", "--input", file.to_str().unwrap()]);
-    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
-    let texts: Vec<String> = stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string())
-        .collect();
+    let texts = field_of_each_line(&out, "text");
     assert_eq!(texts, ["好评", "差评"], "BOM dropped, CRLF handled, blank lines skipped");
     assert!(stderr(&out).contains("skipped 2 blank reviews"), "{}", stderr(&out));
 }
@@ -332,11 +332,7 @@ fn negation_contrast_and_late_verdicts_get_the_right_label() {
         &late,
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let labels: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["label"].as_str().unwrap().to_string())
-        .collect();
+    let labels = field_of_each_line(&out, "label");
     assert_eq!(labels, ["positive", "negative", "negative"]);
 }
 
@@ -354,11 +350,7 @@ fn bom_crlf_quoted_gb18030_and_jsonl_files_read_as_expected() {
             want["records"].as_array().unwrap().iter().map(|r| r["text"].as_str().unwrap()).collect();
         let out = xinsheng(&["predict", "--input", path]);
         assert!(out.status.success(), "{file}: {}", stderr(&out));
-        let texts: Vec<String> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string())
-            .collect();
+        let texts = field_of_each_line(&out, "text");
         assert_eq!(texts, want_texts, "{file}: predict --input");
         let out = xinsheng(&["eval", "--data", path, "--json"]);
         assert!(out.status.success(), "{file}: {}", stderr(&out));

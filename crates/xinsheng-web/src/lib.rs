@@ -251,12 +251,8 @@ impl Engine {
         let base =
             Bundle { manifest: self.classifier.bundle.manifest.clone(), model: self.classifier.bundle.model.clone() };
         // The same guard as the CLI: `Positive` beside `positive` would split a class in two.
-        let as_data = xinsheng_core::data::Dataset {
-            lines: (1..=examples.len()).collect(),
-            examples: examples.clone(),
-            skipped_empty: 0,
-        };
-        xinsheng_core::data::new_labels("examples", &base.manifest.labels, &as_data).map_err(js_error)?;
+        let labels = examples.iter().map(|e| e.label.as_str()).zip(1..);
+        xinsheng_core::data::new_labels("examples", &base.manifest.labels, labels).map_err(js_error)?;
         let Bundle { manifest, model } = with_labels_of(base, &examples);
         let encode = |t: &str| xinsheng_core::classifier::encode(&manifest.tokenizer, &manifest.vocab, t);
         let data = Encoded::new(&encode, &manifest.labels, &examples, "corrections").map_err(js_error)?;
