@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -62,6 +63,23 @@ export function countMainThreadWasm() {
       return original.apply(this, args);
     };
   }
+}
+
+/**
+ * One server and one Chromium for all the tests of a file (node:test hooks; closed after the
+ * last test): read `session.server.url` and `session.browser` inside the tests.
+ */
+export function sharedSession(options) {
+  const session = {};
+  before(async () => {
+    session.server = await startServer();
+    session.browser = await launch(options);
+  });
+  after(async () => {
+    await session.browser?.close();
+    session.server?.close();
+  });
+  return session;
 }
 
 /** Starts scripts/serve.mjs on a free port; resolves to { url, close }. */

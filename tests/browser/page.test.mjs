@@ -1,26 +1,17 @@
 // The demo page and the widget, clicked through in headless Chromium (CPU backend: the
 // WebGPU path is covered by api.test.mjs and is too slow on SwiftShader for whole flows).
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { launch, startServer, openPage, nativePredict } from './harness.mjs';
+import { openPage, nativePredict, sharedSession } from './harness.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await launch({ webgpu: false });
-});
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
+const session = sharedSession({ webgpu: false });
 
 // English: these flows check wording; workbench.test.mjs covers the Chinese default.
-const demo = (query = 'backend=cpu&lang=en') => `${server.url}?${query}`;
+const demo = (query = 'backend=cpu&lang=en') => `${session.server.url}?${query}`;
 const ready = (page) => page.waitForSelector('body[data-ready=true]');
 
 async function classify(page, texts) {
@@ -42,7 +33,7 @@ async function fineTune(page) {
 const WRONG = ['酒店位置还可以，就是早餐一般', '价格便宜，但是做工一般', '外观漂亮，可惜电池不耐用'];
 
 test('correct three labels, fine-tune, reload, reset', async () => {
-  const { page, context, errors } = await openPage(browser, demo());
+  const { page, context, errors } = await openPage(session.browser, demo());
   await ready(page);
   assert.match(await page.textContent('#backend'), /CPU/);
   const shipped = nativePredict(WRONG).map((p) => p.label);
@@ -87,7 +78,7 @@ test('correct three labels, fine-tune, reload, reset', async () => {
 });
 
 test('adding 中立 through corrections yields a three-label model that predicts it', async () => {
-  const { page, context, errors } = await openPage(browser, demo());
+  const { page, context, errors } = await openPage(session.browser, demo());
   await ready(page);
   const neutral = ['还行吧，一般般', '中规中矩，没什么特别的', '普普通通，不好不坏'];
   await classify(page, neutral);
@@ -106,7 +97,7 @@ test('adding 中立 through corrections yields a three-label model that predicts
 });
 
 test('bad input gives clear messages and the page stays usable', async () => {
-  const { page, context } = await openPage(browser, demo());
+  const { page, context } = await openPage(session.browser, demo());
   await ready(page);
 
   await page.click('#finetune');
@@ -138,7 +129,7 @@ test('bad input gives clear messages and the page stays usable', async () => {
   await context.close();
 
   // A model URL that is not a model: a clear error; corrections still work.
-  const broken = await openPage(browser, demo('backend=cpu&lang=en&model=/widget-test/page.css'));
+  const broken = await openPage(session.browser, demo('backend=cpu&lang=en&model=/widget-test/page.css'));
   await ready(broken.page);
   assert.match(await broken.page.textContent('#status'), /could not be loaded: .*page\.css/);
   await broken.page.fill('#new-label', '中立');
@@ -148,7 +139,7 @@ test('bad input gives clear messages and the page stays usable', async () => {
 });
 
 test('the widget classifies inside another page, emits events and keeps text as text', async () => {
-  const { page, context, errors } = await openPage(browser, `${server.url}widget-test/`);
+  const { page, context, errors } = await openPage(session.browser, `${session.server.url}widget-test/`);
   const hostile = '<img src=x onerror=alert(1)> 太差了';
   await page.fill('sentiment-widget textarea', hostile);
   await page.click('sentiment-widget button[type=submit]');

@@ -2,30 +2,21 @@
 // middle of a fine-tune, two tabs correcting at once, IndexedDB unavailable, a lost WebGPU
 // device, and memory that must stay flat over long loops.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
-import { ROOT, launch, startServer, openPage, inBrowser, engineWorker } from './harness.mjs';
+import { ROOT, openPage, inBrowser, engineWorker, sharedSession } from './harness.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await launch({ webgpu: false });
-});
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
+const session = sharedSession({ webgpu: false });
 
-const apiPage = () => `${server.url}widget-test/api.html`;
-const demo = (query = '') => `${server.url}?backend=cpu&lang=en${query}`;
+const apiPage = () => `${session.server.url}widget-test/api.html`;
+const demo = (query = '') => `${session.server.url}?backend=cpu&lang=en${query}`;
 const ready = (page) => page.waitForSelector('body[data-ready=true]');
 
 test('model URLs that serve gzip, HTML or a cut-off file are named with what the bytes look like; wasm as octet-stream loads', async () => {
-  const { page, context, errors } = await openPage(browser, apiPage());
+  const { page, context, errors } = await openPage(session.browser, apiPage());
   const model = readFileSync(join(ROOT, 'models/default/model.bpk'));
   await context.route('**/hostile/**', (route) => {
     const name = new URL(route.request().url()).pathname.split('/').pop();
@@ -50,7 +41,7 @@ test('model URLs that serve gzip, HTML or a cut-off file are named with what the
   await context.close();
 
   // The same build with its .wasm served as application/octet-stream still loads.
-  const octet = await openPage(browser, apiPage());
+  const octet = await openPage(session.browser, apiPage());
   const labels = await octet.page.evaluate(async () => {
     const { Classifier } = await import('/octet-stream-wasm/xinsheng.js');
     const clf = await Classifier.load({ backend: 'cpu' });
@@ -61,7 +52,7 @@ test('model URLs that serve gzip, HTML or a cut-off file are named with what the
 });
 
 test('a renderer crash in the middle of a fine-tune loses no correction and no version; fine-tuning works again', async () => {
-  const context = await browser.newContext();
+  const context = await session.browser.newContext();
   const page = await context.newPage();
   await page.goto(demo());
   await ready(page);
@@ -97,7 +88,7 @@ test('a renderer crash in the middle of a fine-tune loses no correction and no v
 });
 
 test('two tabs correcting at once keep both tabs’ corrections', async () => {
-  const context = await browser.newContext();
+  const context = await session.browser.newContext();
   const [a, b] = [await context.newPage(), await context.newPage()];
   for (const page of [a, b]) {
     await page.goto(demo());
@@ -135,7 +126,7 @@ test('IndexedDB unavailable: a clear message, and the page works from memory', a
       throw new DOMException('The user denied permission to access the database.', 'SecurityError');
     };
   };
-  const { page, context, errors } = await openPage(browser, demo(), { init: blocked });
+  const { page, context, errors } = await openPage(session.browser, demo(), { init: blocked });
   await ready(page);
   assert.match(await page.textContent('#status'), /Browser storage is unavailable \(.*denied.*\): corrections live in this page only/);
   await page.fill('#input', '质量很好');

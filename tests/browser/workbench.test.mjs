@@ -2,24 +2,15 @@
 // engine's worker (progress, a responsive page, cancelling), the overview against the table,
 // the "needs review" order, export and re-import, and the Chinese/English switch.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, launch, startServer, openPage, countMainThreadWasm, writeTemp } from './harness.mjs';
+import { ROOT, openPage, countMainThreadWasm, writeTemp, sharedSession } from './harness.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await launch({ webgpu: false });
-});
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
+const session = sharedSession({ webgpu: false });
 
-const demo = (query) => `${server.url}?backend=cpu${query ? `&${query}` : ''}`;
+const demo = (query) => `${session.server.url}?backend=cpu${query ? `&${query}` : ''}`;
 const ready = (page) => page.waitForSelector('body[data-ready=true]');
 /** Resolves when a classification (of `n` reviews, if given) has finished. */
 const classified = (page, n) =>
@@ -28,7 +19,7 @@ const classified = (page, n) =>
   });
 
 test('a 5,000-review file classifies in the worker while the page answers clicks; cancel keeps what is done', async () => {
-  const { page, context, errors } = await openPage(browser, demo('lang=en'), { init: countMainThreadWasm });
+  const { page, context, errors } = await openPage(session.browser, demo('lang=en'), { init: countMainThreadWasm });
   await ready(page);
   const reviews = Array.from({ length: 5000 }, (_, i) => `第${i}条评论：${i % 3 ? '质量很好，物流也快' : '太差了，不推荐'}`);
   const file = writeTemp('reviews-5000.txt', `${reviews.join('\n')}\n`);
@@ -77,7 +68,7 @@ test('a 5,000-review file classifies in the worker while the page answers clicks
 });
 
 test('overview counts equal the table; needs-review is ascending margin; CSV export re-imports to the same predictions; GB18030 opens', async () => {
-  const { page, context, errors } = await openPage(browser, demo('lang=en'));
+  const { page, context, errors } = await openPage(session.browser, demo('lang=en'));
   await ready(page);
   const lines = readFileSync(join(ROOT, 'data/test.tsv'), 'utf8').split('\n').slice(0, 401).join('\n');
   await page.setInputFiles('#file', writeTemp('test-400.tsv', `${lines}\n`));
@@ -144,7 +135,7 @@ test('overview counts equal the table; needs-review is ascending margin; CSV exp
 });
 
 test('Chinese by default; the English switch changes every string, label names included, and survives reload', async () => {
-  const { page, context, errors } = await openPage(browser, demo());
+  const { page, context, errors } = await openPage(session.browser, demo());
   await ready(page);
   const strings = () =>
     page.evaluate(() => [
