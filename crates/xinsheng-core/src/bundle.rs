@@ -120,6 +120,7 @@ impl Manifest {
     }
 }
 
+#[derive(Clone)]
 pub struct Bundle {
     pub manifest: Manifest,
     pub model: SentimentModel,

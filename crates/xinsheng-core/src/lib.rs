@@ -12,6 +12,7 @@ pub mod error;
 pub mod input;
 pub mod metrics;
 pub mod model;
+pub mod recipe;
 pub mod recurrence;
 pub mod rng;
 pub mod tokenizer;

@@ -5,19 +5,16 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use burn::tensor::Device;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use xinsheng_core::bundle::{Bundle, Manifest, Precision};
-use xinsheng_core::classifier::{encode, encode_tokens};
-use xinsheng_core::data::{Dataset, new_labels, read_examples_with, read_teacher};
+use xinsheng_core::bundle::{Bundle, Precision};
+use xinsheng_core::data::Dataset;
 use xinsheng_core::input::{Encoding, Format, LabelMap, ReadOptions, parse_records, read_records};
-use xinsheng_core::train::{
-    Calibration, Distillation, Encoded, Event, Freeze, TrainOptions, attach_teacher, calibrate, finetune, fit, pretrain,
-};
-use xinsheng_core::vocab::Bigrams;
-use xinsheng_core::{Arch, Classifier, Metrics, ModelConfig, Pooling, Tokenizer, TokenizerKind, Vocab};
+use xinsheng_core::recipe::{self, TrainSpec};
+use xinsheng_core::train::{Distillation, Encoded, Event, Freeze, TrainOptions};
+use xinsheng_core::{Classifier, Metrics};
 
 #[derive(Parser)]
 #[command(name = "xinsheng", version, about = "心声 xinsheng: Chinese sentiment classification with recurrent networks", long_about = None)]
@@ -94,47 +91,47 @@ struct TrainArgs {
     /// `char`: one token per character; `word`: jieba segmentation
     #[arg(long, default_value = "char", value_parser = ["char", "word"])]
     tokenizer: String,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = TrainSpec::default().embed_dim)]
     embed_dim: usize,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = TrainSpec::default().hidden)]
     hidden: usize,
     /// Stacked recurrent layers
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = TrainSpec::default().layers)]
     layers: usize,
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = TrainSpec::default().dropout)]
     dropout: f64,
     /// Tokens kept per text (longer texts keep their first and last halves)
-    #[arg(long, default_value_t = 160)]
+    #[arg(long, default_value_t = TrainSpec::default().max_len)]
     max_len: usize,
     /// Largest vocabulary, special tokens included
-    #[arg(long, default_value_t = 6000)]
+    #[arg(long, default_value_t = TrainSpec::default().vocab_size)]
     vocab_size: usize,
     /// Size of the bigram channel: embeddings for the most frequent adjacent token pairs,
     /// fed to the recurrent layer and pooled into the head (0 turns it off)
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = TrainSpec::default().bigrams)]
     bigrams: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = TrainSpec::default().bigram_dim)]
     bigram_dim: usize,
     /// Tokens seen fewer times than this map to <unk>
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = TrainSpec::default().min_freq)]
     min_freq: usize,
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = TrainSpec::default().epochs)]
     epochs: usize,
     /// Epochs of language-model pretraining on the training texts before classification
     /// (ULMFiT-style; 0 skips it)
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = TrainSpec::default().pretrain_epochs)]
     pretrain_epochs: usize,
     /// Tokens the pretraining language model predicts (the rest count as <unk>)
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = TrainSpec::default().lm_vocab)]
     lm_vocab: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = TrainSpec::default().batch_size)]
     batch_size: usize,
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(long, default_value_t = TrainSpec::default().lr)]
     lr: f64,
     /// Stop after this many epochs without better validation accuracy
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = TrainSpec::default().patience)]
     patience: usize,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = TrainSpec::default().seed)]
     seed: u64,
     /// Weight precision in the bundle
     #[arg(long, default_value = "f16", value_parser = ["f16", "f32"])]
@@ -222,15 +219,15 @@ struct FinetuneArgs {
     /// Parameters left untouched
     #[arg(long, default_value = "none", value_parser = ["none", "embedding", "encoder"])]
     freeze: String,
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = recipe::finetune_options().epochs)]
     epochs: usize,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = recipe::finetune_options().lr)]
     lr: f64,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = recipe::finetune_options().batch_size)]
     batch_size: usize,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = recipe::finetune_options().patience)]
     patience: usize,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = recipe::finetune_options().seed)]
     seed: u64,
     #[arg(long, default_value = "f16", value_parser = ["f16", "f32"])]
     precision: String,
@@ -261,17 +258,7 @@ fn device() -> Device {
 }
 
 fn load_data(path: &Path, input: &InputOptions) -> Result<Dataset> {
-    let name = path.display().to_string();
-    let data = read_examples_with(&name, &input.options(None))?;
-    if data.skipped_empty > 0 {
-        eprintln!("warning: {name}: skipped {} rows with empty text", data.skipped_empty);
-    }
-    Ok(data)
-}
-
-/// The file names, joined for messages.
-fn names(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + ")
+    Ok(recipe::load_dataset(path, &input.options(None), &mut |line| eprintln!("{line}"))?)
 }
 
 fn load_bundle(path: &Path) -> Result<Bundle> {
@@ -329,142 +316,39 @@ fn progress_printer() -> impl FnMut(Event) {
 
 fn train(args: TrainArgs) -> Result<()> {
     let started = Instant::now();
-    let kind: TokenizerKind = args.tokenizer.parse().map_err(anyhow::Error::msg)?;
-    let arch: Arch = args.arch.parse().map_err(anyhow::Error::msg)?;
-    let precision: Precision = args.precision.parse().map_err(anyhow::Error::msg)?;
-    let pooling: Pooling = args.pooling.parse().map_err(anyhow::Error::msg)?;
-    if args.teacher.is_empty() && (args.distill_weight.is_some() || args.temperature.is_some()) {
-        bail!("--distill-weight and --temperature weigh the teacher term: give --teacher FILE too");
-    }
-    let defaults = Distillation::default();
-    let distill = Distillation {
-        weight: args.distill_weight.unwrap_or(defaults.weight),
-        temperature: args.temperature.unwrap_or(defaults.temperature),
-    };
-    distill.validate().map_err(anyhow::Error::msg)?;
-    if args.epochs == 0 || args.batch_size == 0 {
-        bail!("--epochs and --batch-size must be at least 1");
-    }
-    let mut train_data = Dataset::default();
-    for path in &args.data {
-        let part = load_data(path, &args.read)?;
-        train_data.examples.extend(part.examples);
-        train_data.lines.extend(part.lines);
-    }
-    let valid_data = args.valid.as_deref().map(|p| load_data(p, &args.read)).transpose()?;
-    let mut labels = train_data.labels();
-    labels.sort();
-    if labels.len() < 2 {
-        bail!("{}: a classifier needs at least 2 labels, found {:?}", names(&args.data), labels);
-    }
-    if let (Some(path), Some(valid)) = (&args.valid, &valid_data) {
-        valid.check_labels(&path.display().to_string(), &labels)?;
-    }
-
-    let tokenizer = Tokenizer::new(kind, args.max_len);
-    let tokens: Vec<Vec<String>> = train_data.examples.iter().map(|e| tokenizer.tokenize(&e.text)).collect();
-    let vocab = Vocab::build(tokens.iter().map(Vec::as_slice), args.min_freq, args.vocab_size);
-    let data_name = names(&args.data);
-    let train_ids = tokens.iter().map(|t| encode_tokens(&vocab, t)).collect();
-    let mut train_set = Encoded::with_ids(train_ids, &labels, &train_data.examples, &data_name)?;
-    let encode = |t: &str| encode(&tokenizer, &vocab, t);
-    let mut teacher_rows = Vec::new();
-    for path in &args.teacher {
-        teacher_rows.extend(read_teacher(&path.display().to_string(), &labels)?);
-    }
-    let teacher_match = (!args.teacher.is_empty()).then(|| {
-        let held_out = valid_data.as_ref().map_or(&[][..], |v| &v.examples[..]);
-        let (set, stats) = attach_teacher(train_set.clone(), &train_data.examples, &teacher_rows, held_out, &encode);
-        train_set = set;
-        eprintln!(
-            "teacher: {} training examples matched, {} not scored by the teacher, {} transfer texts added \
-             ({} validation texts and {} duplicates skipped); α {}, T {}",
-            stats.matched,
-            stats.unmatched,
-            stats.transfer,
-            stats.held_out,
-            stats.duplicates,
-            distill.weight,
-            distill.temperature
-        );
-        stats
-    });
-    let valid_set = match (&valid_data, &args.valid) {
-        (Some(v), Some(path)) => Some(Encoded::new(&encode, &labels, &v.examples, &path.display().to_string())?),
-        _ => None,
-    };
-    let bigrams = (args.bigrams > 0)
-        .then(|| Bigrams::build(train_set.ids.iter().map(Vec::as_slice), args.min_freq, args.bigrams));
-    let config = ModelConfig {
-        arch,
+    let spec = TrainSpec {
+        data: args.data,
+        valid: args.valid,
+        teacher: args.teacher,
+        read: args.read.options(None),
+        arch: args.arch.parse().map_err(anyhow::Error::msg)?,
         bidirectional: args.bidirectional,
-        vocab_size: vocab.len(),
+        tokenizer: args.tokenizer.parse().map_err(anyhow::Error::msg)?,
         embed_dim: args.embed_dim,
         hidden: args.hidden,
         layers: args.layers,
         dropout: args.dropout,
-        num_classes: labels.len(),
-        bigram_vocab_size: bigrams.as_ref().map_or(0, Bigrams::len),
+        max_len: args.max_len,
+        vocab_size: args.vocab_size,
+        bigrams: args.bigrams,
         bigram_dim: args.bigram_dim,
-        pooling,
-    };
-    config.validate().map_err(anyhow::Error::msg)?;
-    eprintln!(
-        "{} training examples, {} labels ({}), vocabulary {} {} tokens{}; {}{} x{} hidden {}",
-        train_data.examples.len(),
-        labels.len(),
-        labels.join(", "),
-        vocab.len(),
-        kind,
-        bigrams.as_ref().map_or(String::new(), |b| format!(" + {} bigrams", b.len())),
-        if args.bidirectional { "bi-" } else { "" },
-        arch,
-        args.layers,
-        args.hidden
-    );
-
-    let device = device();
-    // Seed before initialising so that the same command gives the same model.
-    device.seed(args.seed);
-    let model = config.init(&device).with_bigrams(bigrams.clone());
-    let mut manifest = Manifest::new(config.clone(), tokenizer, labels.clone(), vocab.clone());
-    manifest.bigrams = bigrams;
-    let options = TrainOptions {
+        min_freq: args.min_freq,
         epochs: args.epochs,
+        pretrain_epochs: args.pretrain_epochs,
+        lm_vocab: args.lm_vocab,
         batch_size: args.batch_size,
         lr: args.lr,
-        seed: args.seed,
         patience: args.patience,
-        freeze: Freeze::None,
-        distill,
+        seed: args.seed,
+        pooling: args.pooling.parse().map_err(anyhow::Error::msg)?,
+        distill_weight: args.distill_weight,
+        temperature: args.temperature,
     };
-    let model = if args.pretrain_epochs > 0 {
-        let lm_options = TrainOptions { epochs: args.pretrain_epochs, ..options.clone() };
-        pretrain(model, &train_set, args.lm_vocab.min(config.vocab_size), &lm_options, &mut progress_printer())?
-    } else {
-        model
-    };
-    let fitted = fit(model, &train_set, valid_set.as_ref(), &labels, &options, &mut progress_printer());
-
-    manifest.metrics = fitted.valid.clone();
-    let data_files: Vec<String> = args.data.iter().map(|p| p.display().to_string()).collect();
-    let mut bundle = Bundle { manifest, model: fitted.model };
-    let calibration = valid_set.as_ref().map(|v| report_calibration(calibrate(&mut bundle, v, &device)));
-    bundle.manifest.training = serde_json::json!({
-        "data": data_files,
-        "valid": args.valid.as_ref().map(|p| p.display().to_string()),
-        "teacher": args.teacher.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-        "teacher_match": teacher_match,
-        "calibration": calibration,
-        "options": options,
-        "min_freq": args.min_freq,
-        "bigrams": args.bigrams,
-        "pretrain_epochs": args.pretrain_epochs,
-        "lm_vocab": args.lm_vocab,
-        "epochs_run": fitted.epochs_run,
-        "seconds": started.elapsed().as_secs_f64().round(),
-        "command": std::env::args().collect::<Vec<_>>().join(" "),
-    });
+    let precision: Precision = args.precision.parse().map_err(anyhow::Error::msg)?;
+    let mut bundle = recipe::train(&spec, &device(), &mut progress_printer(), &mut |line| eprintln!("{line}"))?;
+    if let Some(training) = bundle.manifest.training.as_object_mut() {
+        training.insert("command".into(), std::env::args().collect::<Vec<_>>().join(" ").into());
+    }
     let file = bundle.save(&args.out, precision)?;
     let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     eprintln!("wrote {} ({:.2} MB) in {:.0}s", file.display(), size as f64 / 1e6, started.elapsed().as_secs_f64());
@@ -472,15 +356,6 @@ fn train(args: TrainArgs) -> Result<()> {
         eprintln!("best validation accuracy {:.4}, macro-F1 {:.4}", m.accuracy, m.macro_f1);
     }
     Ok(())
-}
-
-/// Prints what calibration did and passes it on.
-fn report_calibration(c: Calibration) -> Calibration {
-    eprintln!(
-        "calibration on validation: temperature {:.3}, expected calibration error {:.4} -> {:.4}",
-        c.temperature, c.ece_before, c.ece_after
-    );
-    c
 }
 
 fn eval(args: EvalArgs) -> Result<()> {
@@ -581,29 +456,10 @@ fn predict(args: PredictArgs) -> Result<()> {
 fn finetune_cmd(args: FinetuneArgs) -> Result<()> {
     let freeze: Freeze = args.freeze.parse().map_err(anyhow::Error::msg)?;
     let precision: Precision = args.precision.parse().map_err(anyhow::Error::msg)?;
-    let bundle = load_bundle(&args.model)?;
+    let mut bundle = load_bundle(&args.model)?;
     let data = load_data(&args.data, &args.read)?;
     let valid = args.valid.as_deref().map(|p| load_data(p, &args.read)).transpose()?;
-    let before = bundle.manifest.labels.clone();
-    let data_name = args.data.display().to_string();
-    let added = new_labels(
-        &data_name,
-        &before,
-        data.examples.iter().map(|e| e.label.as_str()).zip(data.lines.iter().copied()),
-    )?;
-    if !added.is_empty() && !args.add_labels {
-        bail!(
-            "{data_name}: label{} {} {} new to the model (it knows {}): pass --add-labels to add {} as new class{}, or \
-             --label-map to rename {}",
-            if added.len() > 1 { "s" } else { "" },
-            added.iter().map(|l| format!("'{l}'")).collect::<Vec<_>>().join(", "),
-            if added.len() > 1 { "are" } else { "is" },
-            before.join(", "),
-            if added.len() > 1 { "them" } else { "it" },
-            if added.len() > 1 { "es" } else { "" },
-            if added.len() > 1 { "them" } else { "it" },
-        );
-    }
+    let classes_before = bundle.manifest.labels.len();
     let options = TrainOptions {
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -614,32 +470,35 @@ fn finetune_cmd(args: FinetuneArgs) -> Result<()> {
         distill: Distillation::default(),
     };
     let valid_examples = valid.map(|v| v.examples).unwrap_or_default();
-    let (mut bundle, epochs_run) =
-        finetune(bundle, &data.examples, &valid_examples, &options, &mut progress_printer())?;
-    // Fine-tuning moves the logits: refit the temperature when there is validation data.
-    let calibration = if valid_examples.is_empty() {
-        None
-    } else {
-        let manifest = &bundle.manifest;
-        let encode = |t: &str| encode(&manifest.tokenizer, &manifest.vocab, t);
-        let valid_set = Encoded::new(&encode, &manifest.labels, &valid_examples, "validation data")?;
-        Some(report_calibration(calibrate(&mut bundle, &valid_set, &device())))
-    };
-    if !added.is_empty() {
+    let data_name = args.data.display().to_string();
+    let base = bundle.manifest.training.clone();
+    let done = recipe::finetune_checked(
+        &mut bundle,
+        &data_name,
+        &data,
+        &valid_examples,
+        args.add_labels,
+        &options,
+        &mut progress_printer(),
+    )?;
+    if let Some(c) = &done.calibration {
+        eprintln!("{}", recipe::calibration_line(c));
+    }
+    if !done.added_labels.is_empty() {
         eprintln!(
             "added labels: {} (the model grew from {} to {} classes)",
-            added.join(", "),
-            before.len(),
+            done.added_labels.join(", "),
+            classes_before,
             bundle.manifest.labels.len()
         );
     }
     bundle.manifest.training = serde_json::json!({
         "finetuned_from": args.model.display().to_string(),
-        "data": args.data.display().to_string(),
+        "data": data_name,
         "options": options,
-        "epochs_run": epochs_run,
-        "calibration": calibration,
-        "base": bundle.manifest.training,
+        "epochs_run": done.epochs_run,
+        "calibration": done.calibration,
+        "base": base,
     });
     let file = bundle.save(&args.out, precision)?;
     eprintln!("wrote {}", file.display());

@@ -1,0 +1,348 @@
+//! `xinsheng train` and `xinsheng finetune` as library calls: read the files, check the labels,
+//! build the vocabulary and model, train, calibrate. The command line and the Python package
+//! both call these, so a model trained either way is the same model.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::Device;
+use serde::Serialize;
+
+use crate::bundle::{Bundle, Manifest};
+use crate::classifier::{encode, encode_tokens};
+use crate::data::{Dataset, Example, new_labels, read_examples_with, read_teacher};
+use crate::error::{Error, Result};
+use crate::input::ReadOptions;
+use crate::model::{Arch, ModelConfig, Pooling};
+use crate::tokenizer::{Tokenizer, TokenizerKind};
+use crate::train::{
+    Calibration, Distillation, Encoded, Event, Freeze, TrainOptions, attach_teacher, calibrate, finetune, fit, pretrain,
+};
+use crate::vocab::{Bigrams, Vocab};
+
+/// Everything `xinsheng train` takes, with its defaults ([`TrainSpec::default`] is the one
+/// source of them: the CLI's and the Python package's defaults read it).
+#[derive(Clone, Debug)]
+pub struct TrainSpec {
+    /// Labelled training files (.tsv, .csv, .jsonl), trained on together.
+    pub data: Vec<PathBuf>,
+    /// Validation file for early stopping, model selection and calibration.
+    pub valid: Option<PathBuf>,
+    /// Teacher probability files to distil (see [`read_teacher`]).
+    pub teacher: Vec<PathBuf>,
+    /// How the data files are read.
+    pub read: ReadOptions,
+    pub arch: Arch,
+    pub bidirectional: bool,
+    pub tokenizer: TokenizerKind,
+    pub embed_dim: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub dropout: f64,
+    /// Tokens kept per text.
+    pub max_len: usize,
+    /// Largest vocabulary, special tokens included.
+    pub vocab_size: usize,
+    /// Size of the bigram channel (0: none).
+    pub bigrams: usize,
+    pub bigram_dim: usize,
+    /// Tokens seen fewer times map to `<unk>`.
+    pub min_freq: usize,
+    pub epochs: usize,
+    /// Epochs of language-model pretraining before classification (0: none).
+    pub pretrain_epochs: usize,
+    pub lm_vocab: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub patience: usize,
+    pub seed: u64,
+    pub pooling: Pooling,
+    /// α of the teacher term (needs `teacher`); default 0.5.
+    pub distill_weight: Option<f64>,
+    /// The distillation temperature T (needs `teacher`); default 1.
+    pub temperature: Option<f64>,
+}
+
+impl Default for TrainSpec {
+    fn default() -> Self {
+        TrainSpec {
+            data: Vec::new(),
+            valid: None,
+            teacher: Vec::new(),
+            read: ReadOptions::default(),
+            arch: Arch::Lstm,
+            bidirectional: false,
+            tokenizer: TokenizerKind::Char,
+            embed_dim: 128,
+            hidden: 128,
+            layers: 1,
+            dropout: 0.3,
+            max_len: 160,
+            vocab_size: 6000,
+            bigrams: 0,
+            bigram_dim: 64,
+            min_freq: 2,
+            epochs: 10,
+            pretrain_epochs: 0,
+            lm_vocab: 3000,
+            batch_size: 64,
+            lr: 2e-3,
+            patience: 3,
+            seed: 42,
+            pooling: Pooling::MeanMax,
+            distill_weight: None,
+            temperature: None,
+        }
+    }
+}
+
+/// Reads one labelled file, reporting skipped empty rows through `log`.
+pub fn load_dataset(path: &Path, read: &ReadOptions, log: &mut dyn FnMut(String)) -> Result<Dataset> {
+    let name = path.display().to_string();
+    let data = read_examples_with(&name, read)?;
+    if data.skipped_empty > 0 {
+        log(format!("warning: {name}: skipped {} rows with empty text", data.skipped_empty));
+    }
+    Ok(data)
+}
+
+/// The file names, joined for messages.
+fn names(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + ")
+}
+
+/// Trains a model as `xinsheng train` does and returns its bundle (not yet saved), with
+/// `manifest.training` recording the data, options and calibration. Progress goes to
+/// `on_event`, one-line reports (data summary, teacher match, calibration) to `log`.
+///
+/// Errors: unreadable or malformed files ([`Error::Data`], [`Error::Io`]), fewer than two
+/// labels, validation labels the training data lacks, and inconsistent options
+/// ([`Error::Invalid`]).
+pub fn train(
+    spec: &TrainSpec,
+    device: &Device,
+    on_event: &mut dyn FnMut(Event),
+    log: &mut dyn FnMut(String),
+) -> Result<Bundle> {
+    let started = Instant::now();
+    if spec.data.is_empty() {
+        return Err(Error::Invalid("training needs at least one data file".into()));
+    }
+    if spec.teacher.is_empty() && (spec.distill_weight.is_some() || spec.temperature.is_some()) {
+        return Err(Error::Invalid(
+            "the distillation weight and temperature weigh the teacher term: give a teacher file (--teacher) too"
+                .into(),
+        ));
+    }
+    let defaults = Distillation::default();
+    let distill = Distillation {
+        weight: spec.distill_weight.unwrap_or(defaults.weight),
+        temperature: spec.temperature.unwrap_or(defaults.temperature),
+    };
+    distill.validate().map_err(Error::Invalid)?;
+    if spec.epochs == 0 || spec.batch_size == 0 {
+        return Err(Error::Invalid("epochs and batch size must be at least 1".into()));
+    }
+    let mut train_data = Dataset::default();
+    for path in &spec.data {
+        let part = load_dataset(path, &spec.read, log)?;
+        train_data.examples.extend(part.examples);
+        train_data.lines.extend(part.lines);
+    }
+    let valid_data = spec.valid.as_deref().map(|p| load_dataset(p, &spec.read, log)).transpose()?;
+    let mut labels = train_data.labels();
+    labels.sort();
+    if labels.len() < 2 {
+        return Err(Error::Invalid(format!(
+            "{}: a classifier needs at least 2 labels, found {:?}",
+            names(&spec.data),
+            labels
+        )));
+    }
+    if let (Some(path), Some(valid)) = (&spec.valid, &valid_data) {
+        valid.check_labels(&path.display().to_string(), &labels)?;
+    }
+
+    let tokenizer = Tokenizer::new(spec.tokenizer, spec.max_len);
+    let tokens: Vec<Vec<String>> = train_data.examples.iter().map(|e| tokenizer.tokenize(&e.text)).collect();
+    let vocab = Vocab::build(tokens.iter().map(Vec::as_slice), spec.min_freq, spec.vocab_size);
+    let train_ids = tokens.iter().map(|t| encode_tokens(&vocab, t)).collect();
+    let mut train_set = Encoded::with_ids(train_ids, &labels, &train_data.examples, &names(&spec.data))?;
+    let encode = |t: &str| encode(&tokenizer, &vocab, t);
+    let mut teacher_rows = Vec::new();
+    for path in &spec.teacher {
+        teacher_rows.extend(read_teacher(&path.display().to_string(), &labels)?);
+    }
+    let teacher_match = (!spec.teacher.is_empty()).then(|| {
+        let held_out = valid_data.as_ref().map_or(&[][..], |v| &v.examples[..]);
+        let (set, stats) = attach_teacher(train_set.clone(), &train_data.examples, &teacher_rows, held_out, &encode);
+        train_set = set;
+        log(format!(
+            "teacher: {} training examples matched, {} not scored by the teacher, {} transfer texts added \
+             ({} validation texts and {} duplicates skipped); α {}, T {}",
+            stats.matched,
+            stats.unmatched,
+            stats.transfer,
+            stats.held_out,
+            stats.duplicates,
+            distill.weight,
+            distill.temperature
+        ));
+        stats
+    });
+    let valid_set = match (&valid_data, &spec.valid) {
+        (Some(v), Some(path)) => Some(Encoded::new(&encode, &labels, &v.examples, &path.display().to_string())?),
+        _ => None,
+    };
+    let bigrams = (spec.bigrams > 0)
+        .then(|| Bigrams::build(train_set.ids.iter().map(Vec::as_slice), spec.min_freq, spec.bigrams));
+    let config = ModelConfig {
+        arch: spec.arch,
+        bidirectional: spec.bidirectional,
+        vocab_size: vocab.len(),
+        embed_dim: spec.embed_dim,
+        hidden: spec.hidden,
+        layers: spec.layers,
+        dropout: spec.dropout,
+        num_classes: labels.len(),
+        bigram_vocab_size: bigrams.as_ref().map_or(0, Bigrams::len),
+        bigram_dim: spec.bigram_dim,
+        pooling: spec.pooling,
+    };
+    config.validate().map_err(Error::Invalid)?;
+    log(format!(
+        "{} training examples, {} labels ({}), vocabulary {} {} tokens{}; {}{} x{} hidden {}",
+        train_data.examples.len(),
+        labels.len(),
+        labels.join(", "),
+        vocab.len(),
+        spec.tokenizer,
+        bigrams.as_ref().map_or(String::new(), |b| format!(" + {} bigrams", b.len())),
+        if spec.bidirectional { "bi-" } else { "" },
+        spec.arch,
+        spec.layers,
+        spec.hidden
+    ));
+
+    // Seed before initialising so that the same spec gives the same model.
+    device.seed(spec.seed);
+    let model = config.init(device).with_bigrams(bigrams.clone());
+    let mut manifest = Manifest::new(config.clone(), tokenizer, labels.clone(), vocab.clone());
+    manifest.bigrams = bigrams;
+    let options = TrainOptions {
+        epochs: spec.epochs,
+        batch_size: spec.batch_size,
+        lr: spec.lr,
+        seed: spec.seed,
+        patience: spec.patience,
+        freeze: Freeze::None,
+        distill,
+    };
+    let model = if spec.pretrain_epochs > 0 {
+        let lm_options = TrainOptions { epochs: spec.pretrain_epochs, ..options.clone() };
+        pretrain(model, &train_set, spec.lm_vocab.min(config.vocab_size), &lm_options, on_event)?
+    } else {
+        model
+    };
+    let fitted = fit(model, &train_set, valid_set.as_ref(), &labels, &options, on_event);
+
+    manifest.metrics = fitted.valid.clone();
+    let mut bundle = Bundle { manifest, model: fitted.model };
+    let calibration = valid_set.as_ref().map(|v| {
+        let c = calibrate(&mut bundle, v, device);
+        log(calibration_line(&c));
+        c
+    });
+    let paths = |p: &[PathBuf]| p.iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
+    bundle.manifest.training = serde_json::json!({
+        "data": paths(&spec.data),
+        "valid": spec.valid.as_ref().map(|p| p.display().to_string()),
+        "teacher": paths(&spec.teacher),
+        "teacher_match": teacher_match,
+        "calibration": calibration,
+        "options": options,
+        "min_freq": spec.min_freq,
+        "bigrams": spec.bigrams,
+        "pretrain_epochs": spec.pretrain_epochs,
+        "lm_vocab": spec.lm_vocab,
+        "epochs_run": fitted.epochs_run,
+        "seconds": started.elapsed().as_secs_f64().round(),
+    });
+    Ok(bundle)
+}
+
+/// One line on what calibration did.
+pub fn calibration_line(c: &Calibration) -> String {
+    format!(
+        "calibration on validation: temperature {:.3}, expected calibration error {:.4} -> {:.4}",
+        c.temperature, c.ece_before, c.ece_after
+    )
+}
+
+/// What [`finetune_checked`] did besides tuning the weights.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finetuned {
+    pub epochs_run: usize,
+    /// Labels added as new classes, in order.
+    pub added_labels: Vec<String>,
+    /// The refitted temperature, when there was validation data.
+    pub calibration: Option<Calibration>,
+}
+
+/// Fine-tunes `bundle` on `data` as `xinsheng finetune` does: labels the model lacks are an
+/// error naming the first line that has one, unless `add_labels` (then they become new
+/// classes); with validation examples, early stopping and a refitted temperature.
+/// `name` names the data in messages (a file, or "fine-tuning data").
+pub fn finetune_checked(
+    bundle: &mut Bundle,
+    name: &str,
+    data: &Dataset,
+    valid: &[Example],
+    add_labels: bool,
+    options: &TrainOptions,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Finetuned> {
+    let before = bundle.manifest.labels.clone();
+    let labelled = data.examples.iter().map(|e| e.label.as_str()).zip(data.lines.iter().copied());
+    let valid_labelled = valid.iter().enumerate().map(|(i, e)| (e.label.as_str(), i + 1));
+    let added = new_labels(name, &before, labelled)?;
+    let valid_added = new_labels("validation data", &before, valid_labelled)?;
+    if let Some(label) = valid_added.iter().find(|l| !added.contains(l)) {
+        return Err(Error::Invalid(format!(
+            "validation data: label '{label}' is in neither the model ({}) nor the fine-tuning data",
+            before.join(", ")
+        )));
+    }
+    if !added.is_empty() && !add_labels {
+        let many = added.len() > 1;
+        return Err(Error::Invalid(format!(
+            "{name}: label{} {} {} new to the model (it knows {}): pass --add-labels to add {} as new class{} \
+             (Python: add_labels=True), or --label-map to rename {}",
+            if many { "s" } else { "" },
+            added.iter().map(|l| format!("'{l}'")).collect::<Vec<_>>().join(", "),
+            if many { "are" } else { "is" },
+            before.join(", "),
+            if many { "them" } else { "it" },
+            if many { "es" } else { "" },
+            if many { "them" } else { "it" },
+        )));
+    }
+    // On an error the caller's bundle stays as it was.
+    let (mut tuned, epochs_run) = finetune(bundle.clone(), &data.examples, valid, options, on_event)?;
+    let device = tuned.model.head.weight.device();
+    let calibration = if valid.is_empty() {
+        None
+    } else {
+        let manifest = &tuned.manifest;
+        let encode = |t: &str| encode(&manifest.tokenizer, &manifest.vocab, t);
+        let valid_set = Encoded::new(&encode, &manifest.labels, valid, "validation data")?;
+        Some(calibrate(&mut tuned, &valid_set, &device))
+    };
+    *bundle = tuned;
+    Ok(Finetuned { epochs_run, added_labels: added, calibration })
+}
+
+/// Fine-tuning options with `xinsheng finetune`'s defaults.
+pub fn finetune_options() -> TrainOptions {
+    TrainOptions { epochs: 5, lr: 1e-3, batch_size: 32, ..TrainOptions::default() }
+}
