@@ -1,0 +1,169 @@
+"""Types and documentation of the compiled core (``xinsheng._native``)."""
+
+from os import PathLike
+from typing import Callable, Optional, Sequence, TypedDict, Union
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+_Path = Union[str, "PathLike[str]"]
+
+class Prediction(TypedDict):
+    label: str
+    """The most probable label."""
+    score: float
+    """Its calibrated probability, in [0, 1]."""
+    probs: dict[str, float]
+    """Every label's calibrated probability; they sum to 1."""
+
+class TokenWeight(TypedDict):
+    token: str
+    weight: float
+    """How much the predicted label's probability falls when this token alone is replaced by
+    ``<unk>`` (occlusion); positive supports the label, negative speaks against it."""
+
+class Explanation(Prediction):
+    tokens: list[TokenWeight]
+
+class Finetuned(TypedDict):
+    epochs_run: int
+    added_labels: list[str]
+    temperature: Optional[float]
+    """The refitted calibration temperature (only with validation data)."""
+    valid_accuracy: Optional[float]
+
+class Progress(TypedDict, total=False):
+    """What ``progress`` callbacks receive, once per epoch."""
+    stage: str
+    """``"epoch"`` (classification) or ``"pretrain"`` (language-model pretraining)."""
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    valid_accuracy: Optional[float]
+    valid_macro_f1: Optional[float]
+    best: bool
+    loss: float
+
+class Classifier:
+    """A loaded model bundle: tokenizer, vocabulary, recurrent network, labels, calibration
+    temperature. Methods release the GIL while the model runs; batches are spread over the
+    machine's cores by the core's fused recurrence. Not safe to fine-tune from one thread while
+    another predicts with the same object."""
+
+    @staticmethod
+    def load(path: Optional[_Path] = None) -> "Classifier":
+        """Loads a bundle: a directory holding ``model.bpk`` or a ``.bpk`` file, as written by
+        ``xinsheng train``/``finetune`` or :meth:`save`. ``None`` loads the default model packaged
+        in the wheel (``models/default``, see its model card).
+
+        Raises ``FileNotFoundError`` when the path does not exist, ``ValueError`` when the file
+        is not a readable xinsheng bundle (truncated, corrupt, another format), ``OSError`` on
+        other I/O failures."""
+
+    @staticmethod
+    def from_bytes(data: bytes, name: str = "bytes") -> "Classifier":
+        """Loads a bundle from the bytes of a ``.bpk`` file (e.g. shipped to Ray actors);
+        ``name`` names it in errors. Raises ``ValueError`` when they are not a bundle."""
+
+    @property
+    def labels(self) -> list[str]:
+        """The label set, in the order of ``predict_proba``'s columns."""
+
+    @property
+    def manifest(self) -> dict:
+        """The bundle's manifest: architecture, tokenizer, labels, temperature, validation
+        metrics and how it was trained."""
+
+    def tokens(self, text: str) -> list[str]:
+        """The tokens the model reads for ``text`` (after NFKC normalisation and truncation)."""
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """One prediction per text, in input order. Every text gets one, even ``""``.
+        Raises ``TypeError`` when an item is not a ``str``."""
+
+    def predict_proba(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Calibrated probabilities, ``float32`` array of shape ``(len(texts), len(labels))``;
+        rows sum to 1 and equal ``xinsheng predict``'s ``probs`` for the same bundle."""
+
+    def explain(self, text: str) -> Explanation:
+        """The prediction for ``text`` and each token's weight for the predicted label."""
+
+    def finetune(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        *,
+        epochs: Optional[int] = None,
+        lr: Optional[float] = None,
+        batch_size: Optional[int] = None,
+        patience: Optional[int] = None,
+        seed: Optional[int] = None,
+        freeze: str = "none",
+        valid_texts: Optional[Sequence[str]] = None,
+        valid_labels: Optional[Sequence[str]] = None,
+        add_labels: bool = False,
+        progress: Optional[Callable[[Progress], None]] = None,
+    ) -> Finetuned:
+        """Continues training on labelled examples, in place, as ``xinsheng finetune`` does
+        (defaults: epochs 5, lr 1e-3, batch_size 32, patience 3, seed 42). ``freeze`` is
+        ``"none"``, ``"embedding"`` or ``"encoder"`` (only the head learns). With validation
+        examples the best epoch is kept and the temperature refitted.
+
+        A label the model lacks raises ``ValueError`` unless ``add_labels=True`` (then it becomes
+        a new class); so does a label differing from a known one only by case or width
+        (``Positive`` beside ``positive``), texts and labels of different lengths, or zero
+        epochs. On an error the model is unchanged."""
+
+    def save(self, path: _Path, precision: str = "f16") -> str:
+        """Writes the bundle (``.bpk`` file, or a directory that gets ``model.bpk``) and returns
+        the file written. ``precision`` is ``"f16"`` (half the size) or ``"f32"``."""
+
+def train(
+    data: Union[_Path, Sequence[_Path]],
+    out: Optional[_Path] = None,
+    *,
+    valid: Optional[_Path] = None,
+    teacher: Sequence[_Path] = (),
+    arch: Optional[str] = None,
+    bidirectional: Optional[bool] = None,
+    tokenizer: Optional[str] = None,
+    embed_dim: Optional[int] = None,
+    hidden: Optional[int] = None,
+    layers: Optional[int] = None,
+    dropout: Optional[float] = None,
+    max_len: Optional[int] = None,
+    vocab_size: Optional[int] = None,
+    bigrams: Optional[int] = None,
+    bigram_dim: Optional[int] = None,
+    min_freq: Optional[int] = None,
+    epochs: Optional[int] = None,
+    pretrain_epochs: Optional[int] = None,
+    lm_vocab: Optional[int] = None,
+    batch_size: Optional[int] = None,
+    lr: Optional[float] = None,
+    patience: Optional[int] = None,
+    seed: Optional[int] = None,
+    pooling: Optional[str] = None,
+    distill_weight: Optional[float] = None,
+    temperature: Optional[float] = None,
+    precision: str = "f16",
+    encoding: str = "auto",
+    text_column: Optional[str] = None,
+    label_column: Optional[str] = None,
+    label_map: Optional[str] = None,
+    progress: Optional[Callable[[Progress], None]] = None,
+) -> Classifier:
+    """Trains a model as ``xinsheng train`` does, with the same options and defaults (``None``
+    takes the CLI's default: arch ``"lstm"``, tokenizer ``"char"``, embed_dim 128, hidden 128,
+    layers 1, dropout 0.3, max_len 160, vocab_size 6000, min_freq 2, epochs 10, batch_size 64,
+    lr 2e-3, patience 3, seed 42, pooling ``"mean-max"``), and returns the trained classifier;
+    with ``out`` the bundle is also written there.
+
+    ``data`` is one labelled file or several (.tsv, .csv, .jsonl with a text and a label
+    column); ``valid`` selects the best epoch and fits the calibration temperature. One-line
+    reports go to the ``xinsheng`` logger (INFO), per-epoch figures to ``progress``.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for malformed data
+    (the message names the file and line), fewer than two labels or inconsistent options."""

@@ -1,0 +1,442 @@
+//! `xinsheng._native`: the core crate's classifier, trainer and fine-tuner for Python. Every
+//! computation is `xinsheng-core`'s (the same tokens and probabilities as the CLI and the
+//! browser); this layer converts arguments, releases the GIL while the model runs and turns the
+//! core's errors into Python exceptions. The public API and its documentation are in
+//! `python/xinsheng/` (`__init__.py`, `_native.pyi`).
+
+use std::path::PathBuf;
+
+use burn::tensor::Device;
+use numpy::ndarray::Array2;
+use numpy::{IntoPyArray, PyArray2};
+use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use xinsheng_core::bundle::{Bundle, Precision};
+use xinsheng_core::classifier::{Prediction, TokenWeight};
+use xinsheng_core::data::{Dataset, Example};
+use xinsheng_core::input::{Encoding, LabelMap, ReadOptions};
+use xinsheng_core::recipe::{self, TrainSpec};
+use xinsheng_core::train::{Event, Freeze};
+use xinsheng_core::{Classifier as CoreClassifier, Error};
+
+/// The model packaged in the wheel: `models/default/model.bpk` at build time.
+const DEFAULT_MODEL: &[u8] = include_bytes!("../../../models/default/model.bpk");
+const DEFAULT_MODEL_NAME: &str = "xinsheng's packaged default model (models/default/model.bpk)";
+
+fn device() -> Device {
+    Device::flex()
+}
+
+/// The core's error as the Python exception a caller expects: a missing file is
+/// `FileNotFoundError`, other I/O `OSError`, everything else (bad data, a corrupt bundle, bad
+/// options) `ValueError`. The message is the core's, which names the file and line.
+fn py_err(e: Error) -> PyErr {
+    match &e {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            PyFileNotFoundError::new_err(e.to_string())
+        }
+        Error::Io { .. } => PyOSError::new_err(e.to_string()),
+        _ => PyValueError::new_err(e.to_string()),
+    }
+}
+
+fn parse<T: std::str::FromStr<Err = String>>(what: &str, value: &str) -> PyResult<T> {
+    value.parse().map_err(|e: String| PyValueError::new_err(format!("{what}: {e}")))
+}
+
+fn prediction_dict<'py>(py: Python<'py>, p: &Prediction) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("label", &p.label)?;
+    d.set_item("score", p.score)?;
+    let probs = PyDict::new(py);
+    for (label, prob) in &p.probs {
+        probs.set_item(label, prob)?;
+    }
+    d.set_item("probs", probs)?;
+    Ok(d)
+}
+
+/// The `progress` callback's view of a training event, or `None` for per-batch events.
+fn event_dict<'py>(py: Python<'py>, event: &Event) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let d = PyDict::new(py);
+    match event {
+        Event::Epoch { epoch, train_loss, train_accuracy, valid, best } => {
+            d.set_item("stage", "epoch")?;
+            d.set_item("epoch", epoch)?;
+            d.set_item("train_loss", train_loss)?;
+            d.set_item("train_accuracy", train_accuracy)?;
+            d.set_item("valid_accuracy", valid.as_ref().map(|m| m.accuracy))?;
+            d.set_item("valid_macro_f1", valid.as_ref().map(|m| m.macro_f1))?;
+            d.set_item("best", best)?;
+        }
+        Event::Pretrain { epoch, batch, batches, loss } if batch == batches => {
+            d.set_item("stage", "pretrain")?;
+            d.set_item("epoch", epoch)?;
+            d.set_item("loss", loss)?;
+        }
+        _ => return Ok(None),
+    }
+    Ok(Some(d))
+}
+
+/// Forwards epoch events to `progress` (a Python callable) and one-line reports to the
+/// `xinsheng` logger, taking the GIL only for the call. The first exception `progress` raises is
+/// kept and re-raised when training ends.
+struct Reporter {
+    progress: Option<Py<PyAny>>,
+    failure: Option<PyErr>,
+}
+
+impl Reporter {
+    fn event(&mut self, event: Event) {
+        let Some(callback) = &self.progress else { return };
+        if self.failure.is_some() {
+            return;
+        }
+        let result = Python::attach(|py| -> PyResult<()> {
+            if let Some(d) = event_dict(py, &event)? {
+                callback.call1(py, (d,))?;
+            }
+            Ok(())
+        });
+        self.failure = result.err();
+    }
+
+    fn log(line: String) {
+        Python::attach(|py| {
+            let logged = py
+                .import("logging")
+                .and_then(|logging| logging.call_method1("getLogger", ("xinsheng",)))
+                .and_then(|logger| logger.call_method1("info", (line,)));
+            if let Err(e) = logged {
+                e.write_unraisable(py, None);
+            }
+        });
+    }
+
+    fn finish<T>(self, value: T) -> PyResult<T> {
+        match self.failure {
+            Some(e) => Err(e),
+            None => Ok(value),
+        }
+    }
+}
+
+/// A loaded model. See `python/xinsheng/_native.pyi` for the documented interface.
+#[pyclass(module = "xinsheng._native")]
+struct Classifier {
+    /// Boxed: the model holds over-aligned (64-byte) buffers, more than Python's allocator
+    /// guarantees for the object that embeds this struct.
+    inner: Box<CoreClassifier>,
+    /// Where the bundle came from, for `repr`.
+    source: String,
+}
+
+impl Classifier {
+    fn from_bundle(bundle: Bundle, source: String) -> Self {
+        Classifier { inner: Box::new(CoreClassifier::new(bundle, device())), source }
+    }
+}
+
+#[pymethods]
+impl Classifier {
+    #[staticmethod]
+    #[pyo3(signature = (path=None))]
+    fn load(py: Python<'_>, path: Option<PathBuf>) -> PyResult<Self> {
+        // A bundle that is not there is a FileNotFoundError; the core says what to give instead.
+        let missing = path.as_deref().is_some_and(|p| !p.exists());
+        let (bundle, source) = py
+            .detach(|| match &path {
+                Some(path) => Bundle::load(path, &device()).map(|b| (b, path.display().to_string())),
+                None => Bundle::from_bytes(DEFAULT_MODEL_NAME, DEFAULT_MODEL.to_vec(), &device())
+                    .map(|b| (b, "default".to_string())),
+            })
+            .map_err(|e| if missing { PyFileNotFoundError::new_err(e.to_string()) } else { py_err(e) })?;
+        Ok(Classifier::from_bundle(bundle, source))
+    }
+
+    /// A bundle from its bytes (what `save` writes); `name` names it in errors and `repr`.
+    #[staticmethod]
+    #[pyo3(signature = (data, name="bytes"))]
+    fn from_bytes(py: Python<'_>, data: &[u8], name: &str) -> PyResult<Self> {
+        let data = data.to_vec();
+        let bundle = py.detach(|| Bundle::from_bytes(name, data, &device())).map_err(py_err)?;
+        Ok(Classifier::from_bundle(bundle, name.to_string()))
+    }
+
+    #[getter]
+    fn labels(&self) -> Vec<String> {
+        self.inner.labels().to_vec()
+    }
+
+    #[getter]
+    fn manifest(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let json = serde_json::to_string(&self.inner.bundle.manifest)
+            .map_err(|e| PyValueError::new_err(format!("cannot describe the manifest: {e}")))?;
+        Ok(py.import("json")?.call_method1("loads", (json,))?.unbind())
+    }
+
+    fn tokens(&self, text: &str) -> Vec<String> {
+        self.inner.tokens(text)
+    }
+
+    fn predict<'py>(&self, py: Python<'py>, texts: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+        let texts = strings("texts", texts)?;
+        let predictions = py.detach(|| {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            self.inner.predict(&refs)
+        });
+        let out = PyList::empty(py);
+        for p in &predictions {
+            out.append(prediction_dict(py, p)?)?;
+        }
+        Ok(out)
+    }
+
+    fn predict_proba<'py>(&self, py: Python<'py>, texts: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let texts = strings("texts", texts)?;
+        let classes = self.inner.labels().len();
+        let flat: Vec<f32> = py.detach(|| {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            self.inner.probabilities(&refs).into_iter().flatten().collect()
+        });
+        let rows = flat.len() / classes.max(1);
+        let array = Array2::from_shape_vec((rows, classes), flat)
+            .map_err(|e| PyValueError::new_err(format!("probabilities of unexpected shape: {e}")))?;
+        Ok(array.into_pyarray(py))
+    }
+
+    fn explain<'py>(&self, py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyDict>> {
+        let (prediction, tokens): (Prediction, Vec<TokenWeight>) = py.detach(|| self.inner.explain(text));
+        let d = prediction_dict(py, &prediction)?;
+        let list = PyList::empty(py);
+        for t in tokens {
+            let item = PyDict::new(py);
+            item.set_item("token", t.token)?;
+            item.set_item("weight", t.weight)?;
+            list.append(item)?;
+        }
+        d.set_item("tokens", list)?;
+        Ok(d)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (texts, labels, *, epochs=None, lr=None, batch_size=None, patience=None, seed=None,
+                        freeze="none", valid_texts=None, valid_labels=None, add_labels=false, progress=None))]
+    fn finetune<'py>(
+        &mut self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        labels: &Bound<'py, PyAny>,
+        epochs: Option<usize>,
+        lr: Option<f64>,
+        batch_size: Option<usize>,
+        patience: Option<usize>,
+        seed: Option<u64>,
+        freeze: &str,
+        valid_texts: Option<Bound<'py, PyAny>>,
+        valid_labels: Option<Bound<'py, PyAny>>,
+        add_labels: bool,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let examples = paired("texts", "labels", strings("texts", texts)?, strings("labels", labels)?)?;
+        let valid = match (valid_texts, valid_labels) {
+            (Some(t), Some(l)) => {
+                paired("valid_texts", "valid_labels", strings("valid_texts", &t)?, strings("valid_labels", &l)?)?
+            }
+            (None, None) => Vec::new(),
+            _ => return Err(PyValueError::new_err("give valid_texts and valid_labels together")),
+        };
+        let defaults = recipe::finetune_options();
+        let options = xinsheng_core::train::TrainOptions {
+            epochs: epochs.unwrap_or(defaults.epochs),
+            lr: lr.unwrap_or(defaults.lr),
+            batch_size: batch_size.unwrap_or(defaults.batch_size),
+            patience: patience.unwrap_or(defaults.patience),
+            seed: seed.unwrap_or(defaults.seed),
+            freeze: parse::<Freeze>("freeze", freeze)?,
+            ..defaults
+        };
+        if options.epochs == 0 || options.batch_size == 0 {
+            return Err(PyValueError::new_err("epochs and batch_size must be at least 1"));
+        }
+        let lines = (1..=examples.len()).collect();
+        let data = Dataset { examples, lines, skipped_empty: 0 };
+        let mut reporter = Reporter { progress, failure: None };
+        let bundle = &mut self.inner.bundle;
+        let done = py
+            .detach(|| {
+                recipe::finetune_checked(bundle, "labels", &data, &valid, add_labels, &options, &mut |e| {
+                    reporter.event(e)
+                })
+            })
+            .map_err(py_err)?;
+        let done = reporter.finish(done)?;
+        let d = PyDict::new(py);
+        d.set_item("epochs_run", done.epochs_run)?;
+        d.set_item("added_labels", done.added_labels)?;
+        d.set_item("temperature", done.calibration.map(|c| c.temperature))?;
+        d.set_item("valid_accuracy", self.inner.bundle.manifest.metrics.as_ref().map(|m| m.accuracy))?;
+        Ok(d)
+    }
+
+    #[pyo3(signature = (path, precision="f16"))]
+    fn save(&self, py: Python<'_>, path: PathBuf, precision: &str) -> PyResult<PathBuf> {
+        let precision = parse::<Precision>("precision", precision)?;
+        py.detach(|| self.inner.bundle.save(&path, precision)).map_err(py_err)
+    }
+
+    fn __repr__(&self) -> String {
+        let c = &self.inner.bundle.manifest.config;
+        format!(
+            "Classifier({}, {}{} hidden {}, labels {:?})",
+            self.source,
+            if c.bidirectional { "bi-" } else { "" },
+            c.arch,
+            c.hidden,
+            self.inner.labels()
+        )
+    }
+}
+
+/// A sequence of strings (list, tuple, pandas Series …); a bare `str` is refused rather than
+/// read as its characters.
+fn strings(what: &str, value: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    if value.is_instance_of::<pyo3::types::PyString>() {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "{what} must be a sequence of strings, not one string: wrap it in a list"
+        )));
+    }
+    let mut out = Vec::new();
+    for (i, item) in value.try_iter()?.enumerate() {
+        let item = item?;
+        out.push(item.extract::<String>().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "{what}[{i}] is {}, not a string",
+                item.get_type().name().map_or_else(|_| "?".to_string(), |n| n.to_string())
+            ))
+        })?);
+    }
+    Ok(out)
+}
+
+/// Texts and labels of the same length as examples; a mismatch is a `ValueError`.
+fn paired(texts_name: &str, labels_name: &str, texts: Vec<String>, labels: Vec<String>) -> PyResult<Vec<Example>> {
+    if texts.len() != labels.len() {
+        return Err(PyValueError::new_err(format!(
+            "{texts_name} and {labels_name} differ in length ({} and {})",
+            texts.len(),
+            labels.len()
+        )));
+    }
+    Ok(texts.into_iter().zip(labels).map(|(text, label)| Example { label, text }).collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+#[pyfunction]
+#[pyo3(signature = (data, out=None, *, valid=None, teacher=Vec::new(), arch=None, bidirectional=None,
+                    tokenizer=None, embed_dim=None, hidden=None, layers=None, dropout=None, max_len=None,
+                    vocab_size=None, bigrams=None, bigram_dim=None, min_freq=None, epochs=None,
+                    pretrain_epochs=None, lm_vocab=None, batch_size=None, lr=None, patience=None, seed=None,
+                    pooling=None, distill_weight=None, temperature=None, precision="f16", encoding="auto",
+                    text_column=None, label_column=None, label_map=None, progress=None))]
+fn train(
+    py: Python<'_>,
+    data: Bound<'_, PyAny>,
+    out: Option<PathBuf>,
+    valid: Option<PathBuf>,
+    teacher: Vec<PathBuf>,
+    arch: Option<&str>,
+    bidirectional: Option<bool>,
+    tokenizer: Option<&str>,
+    embed_dim: Option<usize>,
+    hidden: Option<usize>,
+    layers: Option<usize>,
+    dropout: Option<f64>,
+    max_len: Option<usize>,
+    vocab_size: Option<usize>,
+    bigrams: Option<usize>,
+    bigram_dim: Option<usize>,
+    min_freq: Option<usize>,
+    epochs: Option<usize>,
+    pretrain_epochs: Option<usize>,
+    lm_vocab: Option<usize>,
+    batch_size: Option<usize>,
+    lr: Option<f64>,
+    patience: Option<usize>,
+    seed: Option<u64>,
+    pooling: Option<&str>,
+    distill_weight: Option<f64>,
+    temperature: Option<f64>,
+    precision: &str,
+    encoding: &str,
+    text_column: Option<String>,
+    label_column: Option<String>,
+    label_map: Option<&str>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Classifier> {
+    // One path or a list of paths, as the CLI's repeatable --data.
+    let data: Vec<PathBuf> = match data.extract::<PathBuf>() {
+        Ok(one) => vec![one],
+        Err(_) => data.extract()?,
+    };
+    let d = TrainSpec::default();
+    let read = ReadOptions {
+        format: None,
+        encoding: encoding.parse::<Encoding>().map_err(py_err)?,
+        text_column,
+        label_column,
+        label_map: label_map.map(str::parse::<LabelMap>).transpose().map_err(py_err)?.unwrap_or_default(),
+    };
+    let spec = TrainSpec {
+        data,
+        valid,
+        teacher,
+        read,
+        arch: arch.map(|a| parse("arch", a)).transpose()?.unwrap_or(d.arch),
+        bidirectional: bidirectional.unwrap_or(d.bidirectional),
+        tokenizer: tokenizer.map(|t| parse("tokenizer", t)).transpose()?.unwrap_or(d.tokenizer),
+        embed_dim: embed_dim.unwrap_or(d.embed_dim),
+        hidden: hidden.unwrap_or(d.hidden),
+        layers: layers.unwrap_or(d.layers),
+        dropout: dropout.unwrap_or(d.dropout),
+        max_len: max_len.unwrap_or(d.max_len),
+        vocab_size: vocab_size.unwrap_or(d.vocab_size),
+        bigrams: bigrams.unwrap_or(d.bigrams),
+        bigram_dim: bigram_dim.unwrap_or(d.bigram_dim),
+        min_freq: min_freq.unwrap_or(d.min_freq),
+        epochs: epochs.unwrap_or(d.epochs),
+        pretrain_epochs: pretrain_epochs.unwrap_or(d.pretrain_epochs),
+        lm_vocab: lm_vocab.unwrap_or(d.lm_vocab),
+        batch_size: batch_size.unwrap_or(d.batch_size),
+        lr: lr.unwrap_or(d.lr),
+        patience: patience.unwrap_or(d.patience),
+        seed: seed.unwrap_or(d.seed),
+        pooling: pooling.map(|p| parse("pooling", p)).transpose()?.unwrap_or(d.pooling),
+        distill_weight,
+        temperature,
+    };
+    let precision = parse::<Precision>("precision", precision)?;
+    let mut reporter = Reporter { progress, failure: None };
+    let bundle = py
+        .detach(|| {
+            let bundle = recipe::train(&spec, &device(), &mut |e| reporter.event(e), &mut Reporter::log)?;
+            if let Some(out) = &out {
+                bundle.save(out, precision)?;
+            }
+            Ok(bundle)
+        })
+        .map_err(py_err)?;
+    let bundle = reporter.finish(bundle)?;
+    let source = out.map_or_else(|| "trained".to_string(), |p| p.display().to_string());
+    Ok(Classifier::from_bundle(bundle, source))
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Classifier>()?;
+    m.add_function(wrap_pyfunction!(train, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,132 @@
+"""The Python package against the CLI on the same bundles, and its errors."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+import xinsheng
+from conftest import ROOT, cli_binary, cli_predict, review_texts
+
+DEFAULT = ROOT / "models" / "default"
+TINY = ROOT / "tests" / "fixtures" / "tiny.csv"
+TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return xinsheng.Classifier.load()
+
+
+def assert_same_as_cli(predictions, native):
+    assert len(predictions) == len(native)
+    for i, (p, n) in enumerate(zip(predictions, native)):
+        assert p["label"] == n["label"], f"text {i}"
+        for label, prob in n["probs"].items():
+            assert abs(p["probs"][label] - prob) <= TOLERANCE, f"text {i}: P({label}) {p['probs'][label]} vs CLI {prob}"
+
+
+def test_packaged_model_is_the_shipped_one(clf):
+    assert clf.labels == ["negative", "positive"]
+    shipped = xinsheng.Classifier.load(DEFAULT)
+    texts = review_texts(64)
+    assert np.array_equal(clf.predict_proba(texts), shipped.predict_proba(texts))
+
+
+def test_same_numbers_as_the_cli(clf):
+    texts = review_texts(300) + ["不差", "质量很好，但是物流太慢了", "😀", "ＡＢＣ全角"]
+    assert_same_as_cli(clf.predict(texts), cli_predict(texts))
+    probs = clf.predict_proba(texts)
+    assert probs.shape == (len(texts), 2) and probs.dtype == np.float32
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    native = cli_predict(texts)
+    expected = np.array([[n["probs"][label] for label in clf.labels] for n in native], dtype=np.float32)
+    assert np.abs(probs - expected).max() <= TOLERANCE
+
+
+def test_every_text_gets_a_prediction(clf):
+    assert clf.predict_proba([]).shape == (0, 2)
+    assert [p["label"] in clf.labels for p in clf.predict(["", " ", "\u200b", "😀"])] == [True] * 4
+    assert clf.predict(("元组也行",))[0]["label"] in clf.labels
+
+
+def test_explain_matches_the_cli(clf):
+    text = "这本书非常好看，物流也很快"
+    explained = clf.explain(text)
+    [native] = cli_predict([text], extra=["--explain"])
+    assert [t["token"] for t in explained["tokens"]] == [t["token"] for t in native["tokens"]]
+    for mine, theirs in zip(explained["tokens"], native["tokens"]):
+        assert abs(mine["weight"] - theirs["weight"]) <= TOLERANCE
+    assert explained["label"] == native["label"]
+
+
+def test_bad_input_raises_python_exceptions(clf, tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        xinsheng.Classifier.load(tmp_path / "missing")
+    truncated = tmp_path / "truncated.bpk"
+    truncated.write_bytes((DEFAULT / "model.bpk").read_bytes()[:5000])
+    with pytest.raises(ValueError, match="truncated.bpk"):
+        xinsheng.Classifier.load(truncated)
+    with pytest.raises(ValueError, match="not a readable burnpack"):
+        xinsheng.Classifier.from_bytes(b"not a model", "upload")
+    with pytest.raises(TypeError, match="not one string"):
+        clf.predict("一条评论")
+    with pytest.raises(TypeError, match=r"texts\[1\] is NoneType"):
+        clf.predict_proba(["好", None])
+    with pytest.raises(ValueError, match="differ in length"):
+        clf.finetune(["好"], ["positive", "negative"])
+    with pytest.raises(ValueError, match="unknown freeze"):
+        clf.finetune(["好"], ["positive"], freeze="everything")
+    with pytest.raises(FileNotFoundError, match="nope.tsv"):
+        xinsheng.train(tmp_path / "nope.tsv")
+    with pytest.raises(ValueError, match=r"missing-tab.tsv:\d+"):
+        xinsheng.train(ROOT / "tests" / "fixtures" / "missing-tab.tsv")
+    with pytest.raises(ValueError, match="unknown architecture"):
+        xinsheng.train(TINY, arch="transformer")
+
+
+def test_finetune_checks_labels_and_leaves_the_model_on_error(tmp_path):
+    clf = xinsheng.Classifier.load()
+    texts = review_texts(8)
+    before = clf.predict_proba(texts)
+    with pytest.raises(ValueError, match="'中立' is new to the model .*add_labels=True"):
+        clf.finetune(["还行吧"], ["中立"])
+    with pytest.raises(ValueError, match="'Positive'.*positive"):
+        clf.finetune(["很好"], ["Positive"])
+    assert np.array_equal(clf.predict_proba(texts), before)
+
+    seen = []
+    done = clf.finetune(["还行吧", "一般般", "很好", "太差"], ["中立", "中立", "positive", "negative"],
+                        epochs=2, add_labels=True, progress=seen.append)
+    assert done["added_labels"] == ["中立"] and done["epochs_run"] == 2
+    assert [e["epoch"] for e in seen] == [1, 2] and all(e["stage"] == "epoch" for e in seen)
+    assert clf.labels == ["negative", "positive", "中立"]
+    assert clf.predict_proba(texts).shape == (8, 3)
+
+    # Saved and reloaded, the model gives the CLI's numbers.
+    written = clf.save(tmp_path / "tuned", precision="f32")
+    assert written == tmp_path / "tuned" / "model.bpk"
+    assert_same_as_cli(clf.predict(texts), cli_predict(texts, model=written))
+
+
+def test_train_mirrors_the_cli(tmp_path):
+    import subprocess
+
+    options = dict(arch="gru", embed_dim=8, hidden=8, epochs=2, min_freq=1)
+    trained = xinsheng.train([TINY], tmp_path / "py", **options)
+    assert trained.labels == ["negative", "positive"]
+    subprocess.run([cli_binary(), "train", "--data", str(TINY), "--arch", "gru", "--embed-dim", "8", "--hidden", "8",
+                    "--epochs", "2", "--min-freq", "1", "--out", str(tmp_path / "cli")],
+                   check=True, capture_output=True, cwd=ROOT)
+    texts = ["很好", "太差了", "非常满意"]
+    from_cli = xinsheng.Classifier.load(tmp_path / "cli")
+    # Same data, options and seed: the same model as the CLI's, weight for weight.
+    assert np.array_equal(xinsheng.Classifier.load(tmp_path / "py").predict_proba(texts),
+                          from_cli.predict_proba(texts))
+    assert trained.manifest["config"]["arch"] == "gru"
+
+
+def test_copying_the_package_model_works(tmp_path):
+    # A bundle directory copied elsewhere loads the same.
+    shutil.copytree(DEFAULT, tmp_path / "copy")
+    assert xinsheng.Classifier.load(tmp_path / "copy").labels == ["negative", "positive"]
