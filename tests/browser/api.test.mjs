@@ -50,7 +50,9 @@ test('CPU: without WebGPU, auto falls back to the CPU and says why; classify equ
     assert.equal(result.backend, 'cpu');
     assert.match(result.reason, /WebGPU|adapter/);
     assert.deepEqual(result.labels, ['negative', 'positive']);
-    assertSamePredictions(assert, result.predictions, nativePredict(TEXTS));
+    // The CPU engine is the CLI's Rust compiled to wasm: within 1e-5, the tolerance the Python
+    // package's tests hold it to against the same CLI (WebGPU's kernels get 1e-4).
+    assertSamePredictions(assert, result.predictions, nativePredict(TEXTS), 1e-5);
     assert.deepEqual(errors, []);
   });
 });

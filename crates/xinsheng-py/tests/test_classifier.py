@@ -1,6 +1,7 @@
 """The Python package against the CLI on the same bundles, and its errors."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,3 +131,35 @@ def test_copying_the_package_model_works(tmp_path):
     # A bundle directory copied elsewhere loads the same.
     shutil.copytree(DEFAULT, tmp_path / "copy")
     assert xinsheng.Classifier.load(tmp_path / "copy").labels == ["negative", "positive"]
+
+
+def test_the_stub_documents_the_compiled_signatures():
+    # _native.pyi is the package's documentation: every function and method in it has the
+    # compiled parameters, names and kinds alike.
+    import ast
+    import inspect
+
+    stub = ast.parse((Path(xinsheng.__file__).parent / "_native.pyi").read_text(encoding="utf-8"))
+
+    def params(node):
+        a = node.args
+        names = [p.arg for p in a.posonlyargs + a.args if p.arg != "self"]
+        return names, [p.arg for p in a.kwonlyargs]
+
+    def compiled(fn):
+        ps = [p for p in inspect.signature(fn).parameters.values() if p.name != "self"]
+        return ([p.name for p in ps if p.kind is not p.KEYWORD_ONLY],
+                [p.name for p in ps if p.kind is p.KEYWORD_ONLY])
+
+    checked = 0
+    for node in stub.body:
+        if isinstance(node, ast.FunctionDef):
+            assert params(node) == compiled(getattr(xinsheng, node.name)), node.name
+            checked += 1
+        if isinstance(node, ast.ClassDef) and node.name == "Classifier":
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and not any(
+                        isinstance(d, ast.Name) and d.id == "property" for d in item.decorator_list):
+                    assert params(item) == compiled(getattr(xinsheng.Classifier, item.name)), item.name
+                    checked += 1
+    assert checked >= 9

@@ -29,6 +29,9 @@ def test_bad_rows_get_an_error_and_the_rest_are_classified():
     expected = clf.predict_proba(["很好", "好"])
     assert np.array_equal(out.loc[[0, 4], ["p_negative", "p_positive"]].to_numpy(np.float32), expected)
     assert out["label"].isna().tolist() == [False, True, True, True, False, True]
+    # pandas' own missing values too.
+    assert classify_frame(clf, pd.DataFrame({"text": pd.array(["好", pd.NA], dtype="string")}), "text")["error"][1] \
+        == "text is missing (null)"
     with pytest.raises(ValueError, match="no column 'review'"):
         classify_frame(clf, frame, "review")
 

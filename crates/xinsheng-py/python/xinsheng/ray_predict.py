@@ -29,7 +29,7 @@ from typing import Any, Optional, Sequence
 # Results go in these columns; an input column with one of these names must be renamed with
 # --prefix rather than silently overwritten.
 LABEL, SCORE, ERROR = "label", "score", "error"
-FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
+FORMATS = {".parquet": "parquet", ".jsonl": "json", ".csv": "csv"}
 
 
 def text_or_error(value: Any) -> tuple[Optional[str], Optional[str]]:
@@ -42,9 +42,21 @@ def text_or_error(value: Any) -> tuple[Optional[str], Optional[str]]:
             return raw.decode("utf-8"), None
         except UnicodeDecodeError as e:
             return None, f"text is not valid UTF-8 (byte {e.start}: {raw[e.start:e.start + 4]!r})"
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if is_missing(value):
         return None, "text is missing (null)"
     return None, f"text is a {type(value).__name__}, not a string: {value!r:.80}"
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN or pandas' NA: how the readers hand over a null cell."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    try:
+        import pandas as pd
+
+        return value is pd.NA or value is pd.NaT
+    except ImportError:
+        return False
 
 
 def output_columns(labels: Sequence[str], prefix: str = "") -> list[str]:
@@ -56,6 +68,8 @@ def classify_frame(classifier, frame, text_column: str, prefix: str = ""):
     """``frame`` (a pandas DataFrame) with the prediction columns added (see the module
     docstring). Rows keep their order; every row gets exactly one output row."""
     import numpy as np
+    import pandas as pd
+    import pyarrow as pa
 
     if text_column not in frame.columns:
         raise ValueError(f"no column {text_column!r} (columns: {', '.join(map(str, frame.columns))}); "
@@ -84,9 +98,6 @@ def classify_frame(classifier, frame, text_column: str, prefix: str = ""):
                     raise
                 except BaseException as e:  # noqa: BLE001
                     errors[row] = f"classification failed: {e}"
-    import pandas as pd
-    import pyarrow as pa
-
     # Typed columns (Arrow strings even when every value is null), so that every output file
     # of a job has the same schema.
     text_type = pd.ArrowDtype(pa.string())
@@ -144,8 +155,8 @@ def input_format(paths: Sequence[str], given: Optional[str]) -> str:
     return kinds.pop()
 
 
-# Reading and writing files is I/O: their tasks reserve a fraction of a CPU, so that actors
-# holding every CPU of the cluster (--num-actors = CPUs) never starve them into a deadlock.
+# Reading and writing files is I/O: their tasks reserve a fraction of a CPU, so that they run
+# beside actors that hold the cluster's other CPUs (see actor_plan).
 IO_TASK = {"num_cpus": 0.1}
 
 
