@@ -165,7 +165,7 @@ def read_dataset(paths: Sequence[str], fmt: str):
 
     readers = {"parquet": ray.data.read_parquet, "csv": ray.data.read_csv,
                "json": lambda p, **kw: ray.data.read_json(p, lines=True, **kw)}
-    return readers[fmt](list(paths), ray_remote_args=IO_TASK)
+    return readers[fmt](list(paths), **IO_TASK)
 
 
 def classify_dataset(ds, *, model: Optional[str] = None, text_column: str = "text", num_actors: int = 1,
@@ -274,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
     # Count what was written (one column), so the summary reports the output, not the plan.
     error_column = args.prefix + ERROR
     rows = errors = 0
-    written = ray.data.read_parquet(args.output, ray_remote_args=IO_TASK).select_columns([error_column])
+    written = ray.data.read_parquet(args.output, **IO_TASK).select_columns([error_column])
     for batch in written.iter_batches(batch_format="pandas"):
         rows += len(batch)
         errors += int(batch[error_column].notna().sum())
