@@ -31,7 +31,7 @@ def reviews(rows):
     return [texts[i % len(texts)] for i in range(rows)]
 
 
-def best_of(run):
+def median_seconds(run):
     """The median wall-clock seconds of REPEATS runs of `run()`."""
     times = []
     for _ in range(REPEATS):
@@ -55,12 +55,12 @@ def main():
 
     cli = lambda: subprocess.run([binary, "predict", "--input", str(tmp / "reviews.txt")], check=True,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    results["cli"] = rows / best_of(cli)
+    results["cli"] = rows / median_seconds(cli)
 
     import xinsheng
 
     clf = xinsheng.Classifier.load()
-    results["python"] = rows / best_of(lambda: clf.predict_proba(texts))
+    results["python"] = rows / median_seconds(lambda: clf.predict_proba(texts))
     # Cores kept busy: process CPU time over wall time for 10,000 reviews (the GIL is released).
     wall, cpu = time.perf_counter(), time.process_time()
     clf.predict_proba(texts[:10_000])
@@ -86,10 +86,10 @@ def main():
         ds.write_parquet(str(tmp / f"out-{runs}"), ray_remote_args=IO_TASK)
 
     for actors in (1, 2):
-        results[f"ray_{actors}"] = rows / best_of(lambda: job(actors, 1024))
+        results[f"ray_{actors}"] = rows / median_seconds(lambda: job(actors, 1024))
     # Overhead per batch: the same rows in batches of 256 and of 4,096 with one actor;
     # t = rows · per_row + batches · per_batch.
-    small, large = best_of(lambda: job(1, 256)), best_of(lambda: job(1, 4096))
+    small, large = median_seconds(lambda: job(1, 256)), median_seconds(lambda: job(1, 4096))
     results["ray_batch_overhead_ms"] = 1e3 * (small - large) / (rows / 256 - rows / 4096)
     ray.shutdown()
 

@@ -26,6 +26,12 @@ import sys
 import time
 from typing import Any, Optional, Sequence
 
+# The [ray] extra's data libraries; Ray itself is imported where a job starts, so that --help
+# and bad arguments answer without starting it.
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
 # Results go in these columns; an input column with one of these names must be renamed with
 # --prefix rather than silently overwritten.
 LABEL, SCORE, ERROR = "label", "score", "error"
@@ -51,12 +57,7 @@ def is_missing(value: Any) -> bool:
     """None, NaN or pandas' NA: how the readers hand over a null cell."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return True
-    try:
-        import pandas as pd
-
-        return value is pd.NA or value is pd.NaT
-    except ImportError:
-        return False
+    return value is pd.NA or value is pd.NaT
 
 
 def output_columns(labels: Sequence[str], prefix: str = "") -> list[str]:
@@ -67,9 +68,6 @@ def output_columns(labels: Sequence[str], prefix: str = "") -> list[str]:
 def classify_frame(classifier, frame, text_column: str, prefix: str = ""):
     """``frame`` (a pandas DataFrame) with the prediction columns added (see the module
     docstring). Rows keep their order; every row gets exactly one output row."""
-    import numpy as np
-    import pandas as pd
-    import pyarrow as pa
 
     if text_column not in frame.columns:
         raise ValueError(f"no column {text_column!r} (columns: {', '.join(map(str, frame.columns))}); "
