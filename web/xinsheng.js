@@ -10,8 +10,20 @@
 const here = new URL('.', import.meta.url);
 /** The model shipped with the build. */
 export const DEFAULT_MODEL_URL = new URL('models/default/model.bpk', here).href;
-/** Texts per message to the engine: progress and cancellation happen between chunks. */
+/**
+ * Texts per message to an engine: progress and cancellation happen between chunks, and a pool
+ * of engines (see `workers`) shares the chunks out. The boundaries depend on the input alone, so
+ * every pool size computes each chunk the same way and answers bit for bit alike.
+ */
 const CHUNK = 256;
+
+/**
+ * Engines a CPU classifier spreads `classify` over by default: one per core the page leaves
+ * free (`navigator.hardwareConcurrency - 1`), at least one.
+ */
+export function defaultWorkers() {
+  return Math.max(1, (globalThis.navigator?.hardwareConcurrency ?? 2) - 1);
+}
 
 const messageOf = (e) => (e instanceof Error ? e.message : String(e));
 
@@ -34,8 +46,12 @@ class Remote {
   /** Where the engine runs: 'worker' or 'main thread', with why when it is the latter. */
   where = 'worker';
 
-  constructor() {
-    this.#started = this.#startWorker().catch((reason) => this.#startInPage(reason));
+  /** `inPage`: when no worker can start, run the engine on this thread (else fail). */
+  constructor({ inPage = true } = {}) {
+    this.#started = this.#startWorker().catch((reason) => {
+      if (inPage) return this.#startInPage(reason);
+      this.failed = messageOf(reason);
+    });
   }
 
   #startWorker() {
@@ -65,7 +81,7 @@ class Remote {
         }
         // A dead worker never answers: fail what is pending and everything after.
         this.failed = reason;
-        if (remote === this) remote = undefined;
+        forget(this);
         this.#failAll(lostError(reason));
       });
     });
@@ -83,7 +99,7 @@ class Remote {
     if (kind === 'failed') {
       // The host cannot go on (its WebGPU device was lost): later loads get a fresh one.
       this.failed = message;
-      if (remote === this) remote = undefined;
+      forget(this);
       this.#failAll(lostError(message));
       this.#worker?.terminate();
       return;
@@ -129,6 +145,23 @@ function engine() {
 }
 
 /**
+ * Extra engine hosts for pooled CPU classify, each a worker with its own wasm instance, shared
+ * by every classifier of the page (each loads its model into them). Started on first use.
+ */
+const helpers = [];
+function helperHosts(count) {
+  while (helpers.length < count) helpers.push(new Remote({ inPage: false }));
+  return helpers.slice(0, count);
+}
+
+/** Drops a host that can no longer be used, so that later calls start a fresh one. */
+function forget(host) {
+  if (remote === host) remote = undefined;
+  const i = helpers.indexOf(host);
+  if (i >= 0) helpers.splice(i, 1);
+}
+
+/**
  * Sizes for leak checks and diagnostics: `{wasmBytes, engines}` (the engine's WebAssembly
  * memory, the models it holds).
  */
@@ -148,6 +181,10 @@ function ownedCopy(bytes) {
   if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes.slice(0));
   if (ArrayBuffer.isView(bytes)) return new Uint8Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   throw new TypeError('bytes must be a Uint8Array or an ArrayBuffer');
+}
+
+function checkWorkers(workers) {
+  if (!Number.isInteger(workers) || workers < 1) throw new RangeError(`workers must be a whole number ≥ 1 (got ${workers})`);
 }
 
 function abortError(signal) {
@@ -182,9 +219,16 @@ export class Classifier {
   #backend;
 
   #remote;
+  /** Engines `classify` spreads over (CPU only). */
+  #workers;
+  /** Bumped whenever the model changes (fine-tuning, reset), so pooled copies reload. */
+  #version = 0;
+  /** helper host → { handle, version }: this model's copies in the pool. */
+  #copies = new Map();
 
-  constructor(described, remote) {
+  constructor(described, remote, workers = 1) {
     this.#remote = remote;
+    this.#workers = described.backend === 'cpu' && remote.where === 'worker' ? workers : 1;
     this.#handle = described.handle;
     this.#backend = described.backend;
     this.#labels = described.labels;
@@ -200,27 +244,41 @@ export class Classifier {
   }
 
   /**
+   * Engines (Web Workers) that `classify` spreads its chunks over: the `workers` asked of
+   * `load` on the CPU backend, 1 on WebGPU (one device) or when the engine runs on the page's
+   * thread. Fine-tuning, explanations and exports run on the first engine.
+   */
+  get workers() {
+    return this.#workers;
+  }
+
+  /**
    * Loads a model bundle. `modelUrl` defaults to the shipped model; `bytes` (a Uint8Array or
    * ArrayBuffer, copied once) loads exported bytes instead. `backend`: 'auto' (WebGPU when the
-   * browser offers it, else CPU), 'webgpu' (fails without it) or 'cpu'.
+   * browser offers it, else CPU), 'webgpu' (fails without it) or 'cpu'. `workers`: on the CPU,
+   * how many engines (Web Workers, each with its own copy of the model) `classify` uses; default
+   * `defaultWorkers()`, one per core the page leaves free. The answers do not depend on it.
    */
-  static async load({ modelUrl = DEFAULT_MODEL_URL, bytes, backend = 'auto' } = {}) {
+  static async load({ modelUrl = DEFAULT_MODEL_URL, bytes, backend = 'auto', workers = defaultWorkers() } = {}) {
+    checkWorkers(workers);
     if (bytes !== undefined) {
       const owned = ownedCopy(bytes);
       const host = engine();
-      return new Classifier(await host.call('load', { bytes: owned, backend }, { transfer: [owned.buffer] }), host);
+      const described = await host.call('load', { bytes: owned, backend }, { transfer: [owned.buffer] });
+      return new Classifier(described, host, workers);
     }
     const url = new URL(modelUrl, globalThis.document?.baseURI ?? here).href;
     const host = engine();
-    return new Classifier(await host.call('load', { url, backend }), host);
+    return new Classifier(await host.call('load', { url, backend }), host, workers);
   }
 
   /** Loads a model saved with `save(name)`; null when there is none under that name. */
-  static async restore(name, { backend = 'auto', modelUrl = DEFAULT_MODEL_URL } = {}) {
+  static async restore(name, { backend = 'auto', modelUrl = DEFAULT_MODEL_URL, workers = defaultWorkers() } = {}) {
+    checkWorkers(workers);
     const url = new URL(modelUrl, globalThis.document?.baseURI ?? here).href;
     const host = engine();
     const described = await host.call('restore', { key: name, backend, url });
-    return described && new Classifier(described, host);
+    return described && new Classifier(described, host, workers);
   }
 
   /** Deletes a model saved with `save(name)`. */
@@ -255,6 +313,39 @@ export class Classifier {
     return this.#remote.call(op, { handle: this.#handle, ...args }, options);
   }
 
+  /** Classifies `texts` on a pool host, first loading the current model there if it has not. */
+  async #classifyOn(host, texts) {
+    try {
+      return await this.#classifyOnHelper(host, texts);
+    } catch (e) {
+      if (e?.name !== 'EngineLostError') throw e;
+      // The helper's worker died or never started: its chunk runs on the first engine.
+      this.#copies.delete(host);
+      return this.#call('classify', { texts });
+    }
+  }
+
+  async #classifyOnHelper(host, texts) {
+    let copy = this.#copies.get(host);
+    if (!copy || copy.version !== this.#version) {
+      const version = this.#version;
+      // The current weights, exactly (f32), from the first engine.
+      const bytes = await this.#call('exportModel', { precision: 'f32' });
+      const { handle } = await host.call('load', { bytes, backend: 'cpu' }, { transfer: [bytes.buffer] });
+      if (copy) host.call('free', { handle: copy.handle }).catch(() => {});
+      copy = { handle, version };
+      this.#copies.set(host, copy);
+      finalizer.register(this, { host, handle }, this);
+    }
+    return host.call('classify', { handle: copy.handle, texts });
+  }
+
+  /** Frees this model's copies in the pool (they reload on the next pooled classify). */
+  #dropCopies() {
+    for (const [host, { handle }] of this.#copies) host.call('free', { handle }).catch(() => {});
+    this.#copies.clear();
+  }
+
   /**
    * `[{label, score, probs: {LABEL: p}}]`, one per text, in order. Long batches go to the
    * engine in chunks: `onProgress({done, total, start, predictions})` follows them (`predictions`
@@ -267,14 +358,42 @@ export class Classifier {
     if (signal?.aborted) return Promise.reject(abortError(signal));
     const strings = texts.map((t) => (t == null ? '' : String(t)));
     const work = this.#serial(async () => {
+      const chunks = [];
+      for (let start = 0; start < strings.length; start += CHUNK) chunks.push(start);
+      const parts = new Array(chunks.length);
       const out = [];
-      for (let start = 0; start < strings.length; start += CHUNK) {
-        if (signal?.aborted) throw abortError(signal);
-        const part = await this.#call('classify', { texts: strings.slice(start, start + CHUNK) });
-        if (signal?.aborted) throw abortError(signal); // no progress after the caller gave up
-        for (const p of part) out.push(p);
-        onProgress?.({ done: out.length, total: strings.length, start, predictions: part });
+      let reported = 0; // chunks handed to onProgress, always in input order
+      let next = 0; // the next chunk an engine takes
+      let stop = null; // set on abort or the first error: engines take no more chunks
+      const runOn = async (classifyChunk) => {
+        while (next < chunks.length && !stop) {
+          const i = next++;
+          const start = chunks[i];
+          if (signal?.aborted) throw (stop = abortError(signal));
+          parts[i] = await classifyChunk(strings.slice(start, start + CHUNK));
+          if (stop) return;
+          if (signal?.aborted) throw (stop = abortError(signal)); // no progress after the caller gave up
+          for (; reported < chunks.length && parts[reported]; reported++) {
+            for (const p of parts[reported]) out.push(p);
+            onProgress?.({ done: out.length, total: strings.length, start: chunks[reported], predictions: parts[reported] });
+          }
+        }
+      };
+      const engines = [(texts) => this.#call('classify', { texts })];
+      if (chunks.length > 1 && this.#workers > 1) {
+        const count = Math.min(this.#workers, chunks.length) - 1;
+        for (const host of helperHosts(count)) engines.push((texts) => this.#classifyOn(host, texts));
       }
+      const running = engines.map((classifyChunk) =>
+        runOn(classifyChunk).catch((e) => {
+          stop ??= e;
+          throw e;
+        }),
+      );
+      const settled = await Promise.allSettled(running);
+      if (stop) throw stop;
+      const failed = settled.find((s) => s.status === 'rejected');
+      if (failed) throw failed.reason;
       return out;
     });
     if (!signal) return work;
@@ -304,6 +423,7 @@ export class Classifier {
       Object.entries({ epochs, lr, batchSize, seed, freeze }).filter(([, v]) => v !== undefined),
     );
     return this.#serial(async () => {
+      this.#version++; // even a failed fine-tune may have changed the weights
       const result = await this.#call('fineTune', { examples: clean, options }, { onEvent: onProgress });
       this.#labels = result.labels;
       this.#info = result.info;
@@ -324,6 +444,7 @@ export class Classifier {
   /** Returns to the shipped model (same backend). */
   reset() {
     return this.#serial(async () => {
+      this.#version++;
       const { labels, info } = await this.#call('reset');
       this.#labels = labels;
       this.#info = info;
@@ -337,6 +458,7 @@ export class Classifier {
       const handle = this.#handle;
       this.#handle = null;
       finalizer.unregister(this);
+      this.#dropCopies();
       await this.#remote.call('free', { handle });
     });
   }

@@ -241,6 +241,61 @@ test('CPU: the engine runs in a worker; 5,000 reviews report progress, cancel wi
   });
 });
 
+test('CPU: a pool of workers classifies in input order, bit for bit like one engine, and follows fine-tuning and reset', async () => {
+  const heldout = JSON.parse(readFileSync(join(ROOT, 'web/heldout.json'), 'utf8'));
+  // 700 reviews: three chunks (256, 256, 188), so both engines of a pool of two work.
+  const texts = Array.from({ length: 700 }, (_, i) => heldout[i % heldout.length].text + (i >= heldout.length ? '！' : ''));
+  // Counts the engine workers the page starts.
+  const countWorkers = () => {
+    const Original = window.Worker;
+    window.__workers = 0;
+    window.Worker = class extends Original {
+      constructor(...args) {
+        super(...args);
+        window.__workers++;
+      }
+    };
+  };
+  await inBrowser({ webgpu: false, init: countWorkers }, apiPage(), async ({ page, errors }) => {
+    const result = await page.evaluate(async (texts) => {
+      const { Classifier, defaultWorkers } = await import('/xinsheng.js');
+      const one = await Classifier.load({ backend: 'cpu', workers: 1 });
+      const pool = await Classifier.load({ backend: 'cpu', workers: 2 });
+      const starts = [];
+      const single = await one.classify(texts);
+      const pooled = await pool.classify(texts, { onProgress: (p) => starts.push([p.start, p.done]) });
+      // The same fine-tune (fixed seed) on both: the pool must drop its stale copy.
+      const examples = [
+        { text: '物流很快，包装完好', label: 'negative' },
+        { text: '客服态度差，不会再买', label: 'positive' },
+      ];
+      await one.fineTune(examples, { epochs: 3, seed: 7 });
+      await pool.fineTune(examples, { epochs: 3, seed: 7 });
+      const tunedOne = await one.classify(texts);
+      const tunedPool = await pool.classify(texts);
+      await pool.reset();
+      const resetPool = await pool.classify(texts);
+      const badWorkers = await Classifier.load({ backend: 'cpu', workers: 0 }).catch((e) => `${e.name}: ${e.message}`);
+      return {
+        workers: [one.workers, pool.workers], defaults: defaultWorkers(), cores: navigator.hardwareConcurrency,
+        single, pooled, starts, tunedOne, tunedPool, resetPool, badWorkers, started: window.__workers,
+      };
+    }, texts);
+    assert.deepEqual(result.workers, [1, 2]);
+    assert.equal(result.started, 2, 'one worker per engine: the first and one helper');
+    assert.equal(result.defaults, Math.max(1, result.cores - 1));
+    assert.equal(result.pooled.length, texts.length);
+    assert.deepEqual(result.pooled, result.single, 'a pool answers exactly as one engine, in input order');
+    assert.deepEqual(result.starts, [[0, 256], [256, 512], [512, 700]], 'progress in input order');
+    assert.notDeepEqual(result.tunedOne, result.single, 'the fine-tune changed the model');
+    assert.deepEqual(result.tunedPool, result.tunedOne, 'after fine-tuning, every engine of the pool runs the new model');
+    assert.deepEqual(result.resetPool, result.single, 'after reset, the shipped model again');
+    assertSamePredictions(assert, result.pooled.slice(0, 40), nativePredict(texts.slice(0, 40)), 1e-5);
+    assert.match(result.badWorkers, /RangeError: workers must be a whole number ≥ 1/);
+    assert.deepEqual(errors, []);
+  });
+});
+
 test('the core parser in the page reads BOM/CRLF/quoted CSV, GB18030 CSV and JSONL as the CLI does', async () => {
   const dir = join(ROOT, 'tests/fixtures/files');
   const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8'));

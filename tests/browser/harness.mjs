@@ -20,11 +20,21 @@ const WEBGPU_FLAGS = [
   '--use-webgpu-adapter=swiftshader',
 ];
 const NO_WEBGPU_FLAGS = ['--disable-features=WebGPU,Vulkan', '--disable-gpu'];
+// WebGPU on the machine's real GPU (Vulkan driver), headless: for benchmarks on a GPU machine.
+const HARDWARE_WEBGPU_FLAGS = [
+  '--enable-unsafe-webgpu',
+  '--enable-features=Vulkan',
+  '--use-angle=vulkan',
+  '--ignore-gpu-blocklist',
+  '--enable-gpu',
+];
 
+/** Chromium (`$CHROMIUM` or Debian's); `webgpu`: false, true (SwiftShader) or 'hardware'. */
 export async function launch({ webgpu, args = [] }) {
+  const flags = webgpu === 'hardware' ? HARDWARE_WEBGPU_FLAGS : webgpu ? WEBGPU_FLAGS : NO_WEBGPU_FLAGS;
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: [...BASE_FLAGS, ...(webgpu ? WEBGPU_FLAGS : NO_WEBGPU_FLAGS), ...args],
+    args: [...BASE_FLAGS, ...flags, ...args],
   });
 }
 
