@@ -179,12 +179,13 @@ impl Cell {
     /// The fused recurrence over packed `inputs` `[real steps, features]` (reversed when
     /// `reverse`): `[time, batch, hidden]`.
     fn run_fused(&self, arch: Arch, inputs: Tensor<2>, rows: Tensor<2>, reverse: bool) -> Tensor<3> {
-        let projected = self.input.forward(inputs);
-        let bias = match &self.hidden.bias {
+        let bias_of = |linear: &Linear| match &linear.bias {
             Some(bias) => bias.val(),
-            None => Tensor::zeros([self.hidden.weight.dims()[1]], &projected.device()),
+            None => Tensor::zeros([linear.weight.dims()[1]], &inputs.device()),
         };
-        recurrence(arch, reverse, projected, self.hidden.weight.val(), bias, rows)
+        let (input_bias, hidden_bias) = (bias_of(&self.input), bias_of(&self.hidden));
+        let projected = recurrence::projection(inputs, self.input.weight.val(), input_bias);
+        recurrence(arch, reverse, projected, self.hidden.weight.val(), hidden_bias, rows)
     }
 
     /// The reference recurrence, step by step: runs over `inputs` (reversed when `reverse`),
@@ -433,7 +434,7 @@ impl SentimentModel {
     fn encode(&self, batch: &Batch) -> Encoding {
         let (inputs, bigrams) = self.embed(batch);
         let last = self.layers.len() - 1;
-        let (forward, backward) = if self.recurrence == Recurrence::Fused && recurrence::fused_on(&inputs.device()) {
+        let (forward, backward) = if self.fused_on(&inputs.device()) {
             // Only the real steps go through the layers: `[real tokens, features]`.
             let pack = |x: Tensor<3>| {
                 let [time, size, dim] = x.dims();
@@ -470,12 +471,25 @@ impl SentimentModel {
         Encoding { forward, backward, bigrams }
     }
 
+    /// Whether the fused operations ([`recurrence::projection`], [`recurrence::recurrence`],
+    /// [`recurrence::mean_max_pool`]) run this model on `device`.
+    fn fused_on(&self, device: &Device) -> bool {
+        self.recurrence == Recurrence::Fused && recurrence::fused_on(device)
+    }
+
     /// Class logits, `[batch, classes]`.
     pub fn forward(&self, batch: &Batch) -> Tensor<2> {
         let Encoding { forward, backward, bigrams } = self.encode(batch);
+        let fused = self.fused_on(&forward.device());
         let finals = (self.pooling == Pooling::MeanMaxLast).then(|| {
-            let [_, size, hidden] = forward.dims();
-            let last_forward = (forward.clone() * batch.last.clone()).sum_dim(0).reshape([size, hidden]);
+            let [time, size, hidden] = forward.dims();
+            // Padded steps hold the state before them, so the last step holds each sequence's
+            // final state: the fused path slices it instead of a masked sum over every step.
+            let last_forward = if fused {
+                forward.clone().slice([time - 1..time, 0..size, 0..hidden]).reshape([size, hidden])
+            } else {
+                (forward.clone() * batch.last.clone()).sum_dim(0).reshape([size, hidden])
+            };
             match &backward {
                 None => last_forward,
                 Some(b) => Tensor::cat(
@@ -484,7 +498,11 @@ impl SentimentModel {
                 ),
             }
         });
-        let mut pooled = pool(join_directions(forward, backward), batch.mask.clone(), batch.lengths.clone());
+        let mut pooled = if fused {
+            pool_fused(forward, backward, &batch.rows)
+        } else {
+            pool(join_directions(forward, backward), batch.mask.clone(), batch.lengths.clone())
+        };
         if let Some(finals) = finals {
             pooled = Tensor::cat(vec![pooled, finals], 1);
         }
@@ -546,6 +564,21 @@ fn join_directions(forward: Tensor<3>, backward: Option<Tensor<3>>) -> Tensor<3>
         None => forward,
         Some(backward) => Tensor::cat(vec![forward, backward], 2),
     }
+}
+
+/// [`pool`] of the directions' outputs side by side, by the fused operation (a direction at a
+/// time, never concatenating the padded outputs): `[batch, 2 · directions · hidden]`, every
+/// direction's means, then every direction's maxima.
+fn pool_fused(forward: Tensor<3>, backward: Option<Tensor<3>>, rows: &Tensor<2>) -> Tensor<2> {
+    let forward = recurrence::mean_max_pool(forward, rows.clone());
+    let Some(backward) = backward else { return forward };
+    let backward = recurrence::mean_max_pool(backward, rows.clone());
+    let half = |pooled: &Tensor<2>, second: bool| {
+        let [size, both] = pooled.dims();
+        let range = if second { both / 2..both } else { 0..both / 2 };
+        pooled.clone().slice([0..size, range])
+    };
+    Tensor::cat(vec![half(&forward, false), half(&backward, false), half(&forward, true), half(&backward, true)], 1)
 }
 
 /// Mean and max over the real steps (`mask [time, batch, 1]`) of each sequence

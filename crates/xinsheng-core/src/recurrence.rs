@@ -8,6 +8,11 @@
 //! written out by hand (backpropagation through time), so autodiff records one node per
 //! layer-direction instead of ~30 per step.
 //!
+//! Two companion operations keep the rest of the layer off burn's general kernels where those
+//! are slow: [`projection`] (the input projection, burn's `linear` on the CPU, a tiled kernel on
+//! WebGPU) and [`mean_max_pool`] (the pooling over the padded outputs, one pass instead of half a
+//! dozen whole-tensor operations).
+//!
 //! Backends: Flex (the CPU, native and WebAssembly) runs it in plain Rust below; with the `wgpu`
 //! feature, burn's CubeCL backend (WebGPU) runs it as one kernel launch per layer-direction
 //! (`cube.rs`); any other backend keeps the step-by-step reference in [`crate::model`] (see
@@ -23,6 +28,7 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, backend_extension};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -47,6 +53,24 @@ pub fn recurrence(
         arch,
         reverse,
     ))
+}
+
+/// The input projection of every real step: `x [rows, in] · w [in, out] + b [out]` →
+/// `[rows, out]`, as burn's `Linear` computes it. On the CPU it is burn's own `linear`; on WebGPU
+/// a kernel tiled like the recurrence's (see `cube.rs`), with its backward pass.
+pub fn projection(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>) -> Tensor<2> {
+    Tensor::from_dispatch(Dispatch::projection(x.into_dispatch(), w.into_dispatch(), b.into_dispatch()))
+}
+
+/// Mean and max over the real steps of each sequence, in one pass: `sequence [time, batch,
+/// width]` (a recurrent layer-direction's outputs, each in (-1, 1)) and `rows [time, batch]`
+/// (as for [`recurrence`]: -1 marks padding) → `[batch, 2 · width]`, the means then the maxima.
+/// A sequence with no real step gets mean 0 and max -10. Equal to the same sums and maxima
+/// written with tensor operations on the padded batch, which on WebGPU cost one workgroup per
+/// 64 elements of the whole `[time, batch, width]` tensor for each of half a dozen operations;
+/// here one unit per `(sequence, feature)` walks the steps.
+pub fn mean_max_pool(sequence: Tensor<3>, rows: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(Dispatch::mean_max_pool(sequence.into_dispatch(), rows.into_dispatch()))
 }
 
 /// Packs the real steps of a `[time, batch]` mask (1 real, 0 padding), time-major: the position
@@ -116,6 +140,34 @@ pub trait RecurrenceBackend: Backend {
         arch: Arch,
         reverse: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// [`projection`]: `[rows, out]`.
+    fn projection(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// Gradients of [`projection`]'s `x`, `w` and `b` given its output's gradient.
+    fn projection_backward(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// [`mean_max_pool`]: `[batch, 2 · width]`.
+    fn mean_max_pool(sequence: FloatTensor<Self>, rows: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The pooled values and, per `(sequence, feature)`, the step of the maximum (as a float;
+    /// -1 when the sequence has no real step), `[batch, width]`.
+    fn mean_max_pool_with_argmax(
+        sequence: FloatTensor<Self>,
+        rows: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The gradient of the sequence, `[time, batch, width]`, given the pooled values' gradient
+    /// `[batch, 2 · width]`: each mean's share to every real step, each maximum's to its step.
+    fn mean_max_pool_backward(
+        rows: FloatTensor<Self>,
+        argmax: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -182,6 +234,87 @@ impl RecurrenceBackend for Flex {
             flex(grads.w_hidden, &[dims.hidden, width]),
             flex(grads.b_hidden, &[width]),
         )
+    }
+
+    fn projection(x: FlexTensor, w: FlexTensor, b: FlexTensor) -> FlexTensor {
+        <Flex as ModuleOps<Flex>>::linear(x, w, Some(b))
+    }
+
+    fn projection_backward(x: FlexTensor, w: FlexTensor, grad: FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor) {
+        (
+            <Flex as ModuleOps<Flex>>::linear_x_backward(w, grad.clone()),
+            <Flex as ModuleOps<Flex>>::linear_weight_backward(x, grad.clone()),
+            <Flex as ModuleOps<Flex>>::linear_bias_backward(grad),
+        )
+    }
+
+    fn mean_max_pool(sequence: FlexTensor, rows: FlexTensor) -> FlexTensor {
+        Self::mean_max_pool_with_argmax(sequence, rows).0
+    }
+
+    fn mean_max_pool_with_argmax(sequence: FlexTensor, rows: FlexTensor) -> (FlexTensor, FlexTensor) {
+        let [time, batch, width] = sequence.layout().shape().dims::<3>();
+        let (pooled, argmax) = pool::forward(&values(&sequence), &values(&rows), [time, batch, width]);
+        (flex(pooled, &[batch, 2 * width]), flex(argmax, &[batch, width]))
+    }
+
+    fn mean_max_pool_backward(rows: FlexTensor, argmax: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        let [time, batch] = rows.layout().shape().dims::<2>();
+        let width = argmax.layout().shape()[1];
+        let d = pool::backward(&values(&rows), &values(&argmax), &values(&grad), [time, batch, width]);
+        flex(d, &[time, batch, width])
+    }
+}
+
+/// [`mean_max_pool`] over host memory.
+mod pool {
+    /// `(pooled [batch, 2·width], argmax [batch, width])`.
+    pub(super) fn forward(sequence: &[f32], rows: &[f32], [time, batch, width]: [usize; 3]) -> (Vec<f32>, Vec<f32>) {
+        let mut pooled = vec![0f32; batch * 2 * width];
+        let mut argmax = vec![-1f32; batch * width];
+        for s in 0..batch {
+            let (sum, rest) = pooled[s * 2 * width..(s + 1) * 2 * width].split_at_mut(width);
+            let max = rest;
+            max.fill(-10.0);
+            let arg = &mut argmax[s * width..(s + 1) * width];
+            let mut length = 0usize;
+            for t in 0..time {
+                if rows[t * batch + s] < 0.0 {
+                    continue;
+                }
+                length += 1;
+                let x = &sequence[(t * batch + s) * width..(t * batch + s + 1) * width];
+                for w in 0..width {
+                    sum[w] += x[w];
+                    if x[w] > max[w] || arg[w] < 0.0 {
+                        max[w] = x[w];
+                        arg[w] = t as f32;
+                    }
+                }
+            }
+            let length = length.max(1) as f32;
+            sum.iter_mut().for_each(|v| *v /= length);
+        }
+        (pooled, argmax)
+    }
+
+    /// The sequence's gradient `[time, batch, width]`.
+    pub(super) fn backward(rows: &[f32], argmax: &[f32], grad: &[f32], [time, batch, width]: [usize; 3]) -> Vec<f32> {
+        let mut d = vec![0f32; time * batch * width];
+        for s in 0..batch {
+            let length = (0..time).filter(|&t| rows[t * batch + s] >= 0.0).count().max(1) as f32;
+            let (d_mean, d_max) = grad[s * 2 * width..(s + 1) * 2 * width].split_at(width);
+            for t in (0..time).filter(|&t| rows[t * batch + s] >= 0.0) {
+                let out = &mut d[(t * batch + s) * width..(t * batch + s + 1) * width];
+                for w in 0..width {
+                    out[w] = d_mean[w] / length;
+                    if argmax[s * width + w] == t as f32 {
+                        out[w] += d_max[w];
+                    }
+                }
+            }
+        }
+        d
     }
 }
 
@@ -763,6 +896,43 @@ impl<B: RecurrenceBackend> Backward<B, 3> for RecurrenceGrad {
     }
 }
 
+#[derive(Debug)]
+struct ProjectionGrad;
+
+impl<B: RecurrenceBackend> Backward<B, 3> for ProjectionGrad {
+    /// The inputs and the weights.
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [x_node, w_node, b_node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, w) = ops.state;
+        let (d_x, d_w, d_b) = B::projection_backward(x, w, grad);
+        for (node, value) in [(x_node, d_x), (w_node, d_w), (b_node, d_b)] {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, value);
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PoolGrad;
+
+impl<B: RecurrenceBackend> Backward<B, 1> for PoolGrad {
+    /// Rows, the step of each maximum.
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [sequence] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (rows, argmax) = ops.state;
+        if let Some(node) = sequence {
+            grads.register::<B>(node.id, B::mean_max_pool_backward(rows, argmax, grad));
+        }
+    }
+}
+
 impl<B: RecurrenceBackend, C: CheckpointStrategy> RecurrenceBackend for Autodiff<B, C> {
     fn recurrence(
         x_proj: FloatTensor<Self>,
@@ -805,5 +975,49 @@ impl<B: RecurrenceBackend, C: CheckpointStrategy> RecurrenceBackend for Autodiff
         _reverse: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         unreachable!("only the inner backend's recurrence_backward is called (by backward)")
+    }
+
+    fn projection(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        let nodes = [x.node(), w.node(), b.node()];
+        let (x, w, b) = (x.into_primitive(), w.into_primitive(), b.into_primitive());
+        match ProjectionGrad.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((x.clone(), w.clone()), B::projection(x, w, b)),
+            OpsKind::UnTracked(prep) => prep.finish(B::projection(x, w, b)),
+        }
+    }
+
+    fn projection_backward(
+        _x: FloatTensor<Self>,
+        _w: FloatTensor<Self>,
+        _grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        unreachable!("only the inner backend's projection_backward is called (by backward)")
+    }
+
+    fn mean_max_pool(sequence: FloatTensor<Self>, rows: FloatTensor<Self>) -> FloatTensor<Self> {
+        let nodes = [sequence.node()];
+        let (sequence, rows) = (sequence.into_primitive(), rows.into_primitive());
+        match PoolGrad.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (pooled, argmax) = B::mean_max_pool_with_argmax(sequence, rows.clone());
+                prep.finish((rows, argmax), pooled)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::mean_max_pool(sequence, rows)),
+        }
+    }
+
+    fn mean_max_pool_with_argmax(
+        _sequence: FloatTensor<Self>,
+        _rows: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        unreachable!("only the inner backend's mean_max_pool_with_argmax is called (by mean_max_pool)")
+    }
+
+    fn mean_max_pool_backward(
+        _rows: FloatTensor<Self>,
+        _argmax: FloatTensor<Self>,
+        _grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        unreachable!("only the inner backend's mean_max_pool_backward is called (by backward)")
     }
 }
