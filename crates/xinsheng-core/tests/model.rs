@@ -487,8 +487,14 @@ fn the_calibration_temperature_scales_every_probability_and_survives_a_round_tri
     let logits = plain.logits_of(&ids);
 
     let data = encoded(&plain, &examples());
+    let before = bundle.manifest.temperature;
     let fitted = calibrate(&mut bundle, &data, &device);
-    assert!(fitted.ece_after <= fitted.ece_before + 1e-9, "{fitted:?}");
+    // What the fit guarantees: the NLL of the calibration data does not rise. (ECE usually
+    // falls too, but not for every model: the parallel tests share burn's seeded generator, so
+    // this tiny model's initialisation varies, and for some the fitted temperature raised ECE.)
+    let data_logits = plain.logits_of(&data.ids);
+    let nll = |t: f64| xinsheng_core::calibration::nll(&data_logits, &data.labels, t);
+    assert!(nll(fitted.temperature) <= nll(before) + 1e-9, "{fitted:?}");
     assert_eq!(bundle.manifest.temperature, fitted.temperature);
 
     bundle.manifest.temperature = 2.5;

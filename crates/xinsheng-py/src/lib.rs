@@ -4,6 +4,10 @@
 //! core's errors into Python exceptions. The public API and its documentation are in
 //! `python/xinsheng/` (`__init__.py`, `_native.pyi`).
 
+/// The CLI's allocator for the extension's own allocations (see xinsheng-train's main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 
 use burn::tensor::Device;

@@ -9,6 +9,10 @@
 //! With `XINSHENG_BENCH_DUMP=FILE` it also writes the token ids it used and its figures as
 //! JSON, so that `scripts/bench-keras` can run TensorFlow on exactly the same batches.
 
+/// The CLI's allocator (see src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use burn::tensor::Device;

@@ -1,6 +1,12 @@
 //! `xinsheng`: the command line around `xinsheng-core`. It parses options, reads files and
 //! draws progress; every model computation is the core crate's.
 
+/// mimalloc keeps the recurrence's large, short-lived buffers for reuse where glibc's
+/// allocator unmaps them and page-faults them back in every batch (about a fifth of batched
+/// inference; docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
