@@ -849,6 +849,14 @@ mod cpu {
         let mut d_c = vec![0f32; batch * hidden];
         let mut d_h_active = vec![0f32; batch * hidden];
         let zeros = vec![0f32; hidden];
+        // Wᵀ `[width, hidden]`, laid out once: gemm packs a contiguous operand faster than a
+        // transposed view, and it packs it at every step.
+        let mut w_t = vec![0f32; width * hidden];
+        for (k, row) in w.chunks(width).enumerate() {
+            for (g, &value) in row.iter().enumerate() {
+                w_t[g * hidden + k] = value;
+            }
+        }
         let order: Vec<usize> = d.order(reverse).collect();
         for &t in order.iter().rev() {
             for (state, &g) in d_h.iter_mut().zip(&grad[t * batch * hidden..(t + 1) * batch * hidden]) {
@@ -924,8 +932,8 @@ mod cpu {
                 &mut d_h_active,
                 &d_hp[first * width..(first + n) * width],
                 false,
-                w,
-                true,
+                &w_t,
+                false,
                 [n, hidden, width],
                 false,
             );
