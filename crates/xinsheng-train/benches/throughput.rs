@@ -28,6 +28,9 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    // As the CLI (src/main.rs, keep_freed_memory): mimalloc never returns freed memory to the OS.
+    // SAFETY: mi_option_set only stores the value. 15 is mimalloc v3's mi_option_purge_delay.
+    unsafe { libmimalloc_sys::mi_option_set(15, -1) };
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let device = Device::flex();
     let bundle = Bundle::load(format!("{root}/models/default").as_ref(), &device).expect("shipped model");
