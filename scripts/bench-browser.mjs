@@ -261,6 +261,9 @@ try {
       const info = found?.info;
       return info ? { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description } : null;
     });
+    if (hardware && adapter?.architecture === 'swiftshader' && !results.length) {
+      console.error('bench-browser: --gpu asked for the real GPU, but Chromium offers SwiftShader (no usable GPU driver?)');
+    }
     const started = Date.now();
     const r = library === 'tfjs' ? await tfjsRow(page, backend, variant) : await xinshengRow(page, backend, workers);
     const expected = library === 'tfjs' ? `tfjs-${backend}` : backend;
