@@ -143,7 +143,12 @@ async function growth(page, worker, rounds, work) {
   const sizes = async () => {
     await page.evaluate(() => new Promise((r) => setTimeout(r, 50)));
     const engine = await page.evaluate(async () => (await import('/xinsheng.js')).engineStats());
-    const heap = await page.evaluate(() => performance.memory.usedJSHeapSize);
+    // Live objects only: collect first (Chromium runs with --expose-gc), or garbage not yet
+    // collected reads as growth, more of it the faster the calls come back.
+    const heap = await page.evaluate(() => {
+      globalThis.gc();
+      return performance.memory.usedJSHeapSize;
+    });
     const buffers = worker ? await worker.evaluate(() => globalThis.__liveBuffers ?? 0) : 0;
     return { ...engine, heap, buffers };
   };
@@ -161,7 +166,7 @@ function assertFlat(first, last, what) {
 }
 
 test('CPU: memory stays flat over 200 classify calls of 300 reviews, 50 explains and 10 fine-tunes', async () => {
-  await inBrowser({ webgpu: false, args: ['--enable-precise-memory-info'] }, apiPage(), async ({ page, errors }) => {
+  await inBrowser({ webgpu: false, args: ['--enable-precise-memory-info', '--js-flags=--expose-gc'] }, apiPage(), async ({ page, errors }) => {
     await page.evaluate(async () => {
       const { Classifier } = await import('/xinsheng.js');
       window.clf = await Classifier.load({ backend: 'cpu' });
@@ -185,7 +190,7 @@ test('CPU: memory stays flat over 200 classify calls of 300 reviews, 50 explains
 });
 
 test('WebGPU: memory and GPU buffers stay flat over 200 classify calls of 20 reviews; a lost device rejects with the reason and a new load works', async () => {
-  await inBrowser({ webgpu: true, args: ['--enable-precise-memory-info'] }, apiPage(), async ({ page, errors }) => {
+  await inBrowser({ webgpu: true, args: ['--enable-precise-memory-info', '--js-flags=--expose-gc'] }, apiPage(), async ({ page, errors }) => {
     await page.evaluate(async () => (await import('/xinsheng.js')).engineLocation()); // starts the worker
     const worker = await engineWorker(page);
     await worker.evaluate(() => {

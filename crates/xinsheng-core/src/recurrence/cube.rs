@@ -616,6 +616,9 @@ fn matmul_kernel<F: Float>(
 }
 
 /// Rows and columns of [`matmul_kernel`]'s tiles, its units, and the depth it stages at once.
+/// Chosen on SwiftShader, the only WebGPU this work could measure: 8 rows × 8 columns on 16
+/// units classified ~8 % faster than 8 × 4 on 32 or 16 × 4 on 32, and 4 × 8 on 32 ~30 % slower.
+/// A real GPU, whose warps are 32 or 64 wide, may want more units.
 const MATMUL_ROWS: usize = 8;
 const MATMUL_COLUMNS: usize = 8;
 const MATMUL_UNITS: u32 = 16;
