@@ -15,6 +15,8 @@ import { trainingChart } from './charts.js';
 const params = new URLSearchParams(location.search);
 const BACKEND = params.get('backend') ?? 'auto';
 const MODEL_URL = params.get('model') ?? undefined;
+/** Engine workers for classifying on the CPU (`?workers=N`; default one per core left free). */
+const WORKERS = ((raw) => (raw === null ? undefined : /^\d+$/.test(raw) ? Number(raw) : raw))(params.get('workers'));
 /** Reviews explained in the background (highlights and the overview's tokens). */
 const EXPLAIN_LIMIT = 200;
 /** Corrections after which the page suggests fine-tuning. */
@@ -403,8 +405,8 @@ function renderVersions() {
 }
 
 async function loadModel(key) {
-  if (key === null) return Classifier.load({ backend: BACKEND, modelUrl: MODEL_URL });
-  const clf = await Classifier.restore(key, { backend: BACKEND, modelUrl: MODEL_URL });
+  if (key === null) return Classifier.load({ backend: BACKEND, modelUrl: MODEL_URL, workers: WORKERS });
+  const clf = await Classifier.restore(key, { backend: BACKEND, modelUrl: MODEL_URL, workers: WORKERS });
   if (!clf) throw new Error(t('savedModelMissing', { key }));
   return clf;
 }
