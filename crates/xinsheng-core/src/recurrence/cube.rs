@@ -1,7 +1,9 @@
 //! The fused recurrence on burn's CubeCL backends (WebGPU in the browser): one kernel launch per
 //! layer-direction, forward and backward. A cube runs one sequence (a single review, and the
-//! backward pass) or a tile of up to 8 sequences (batched forward) through every step with the
-//! states in workgroup memory; its units stride over the hidden units.
+//! backward pass; its units stride over the hidden units) or a tile of up to 8 sequences
+//! (batched forward; one unit per hidden unit) through every step with the states in workgroup
+//! memory. Also here: the input projection's matmul ([`matmul_kernel`], tiled the same way) and
+//! the one-pass mean and max pooling ([`pool_forward_kernel`], [`pool_backward_kernel`]).
 
 use burn::backend::Cube;
 use burn::backend::cubecl::dtype_to_storage_type;
