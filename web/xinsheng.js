@@ -25,6 +25,11 @@ export function defaultWorkers() {
   return Math.max(1, (globalThis.navigator?.hardwareConcurrency ?? 2) - 1);
 }
 
+/** The most engines a classifier uses: one per core (more would only share the cores). */
+function maxWorkers() {
+  return Math.max(1, globalThis.navigator?.hardwareConcurrency ?? 1);
+}
+
 const messageOf = (e) => (e instanceof Error ? e.message : String(e));
 
 /** The engine host stopped (its WebGPU device was lost, or its worker died); `Classifier.load` starts a new one. */
@@ -95,6 +100,14 @@ class Remote {
     this.#send = (message) => receive(structuredClone(message));
   }
 
+  /** Stops the host's worker (a pool helper nobody uses any more); later calls reject. */
+  terminate() {
+    this.failed = 'the engine worker was stopped';
+    forget(this);
+    this.#failAll(lostError(this.failed));
+    this.#worker?.terminate();
+  }
+
   #receive({ id, kind, value, error, message }) {
     if (kind === 'failed') {
       // The host cannot go on (its WebGPU device was lost): later loads get a fresh one.
@@ -154,19 +167,36 @@ function helperHosts(count) {
   return helpers.slice(0, count);
 }
 
+/** Helper host → the classifiers holding a model copy there; a helper none holds is stopped. */
+const helperUsers = new Map();
+function useHelper(host, classifier) {
+  if (!helperUsers.has(host)) helperUsers.set(host, new Set());
+  helperUsers.get(host).add(classifier);
+}
+function releaseHelper(host, classifier) {
+  const users = helperUsers.get(host);
+  users?.delete(classifier);
+  if (!users?.size) {
+    helperUsers.delete(host);
+    host.terminate();
+  }
+}
+
 /** Drops a host that can no longer be used, so that later calls start a fresh one. */
 function forget(host) {
   if (remote === host) remote = undefined;
   const i = helpers.indexOf(host);
   if (i >= 0) helpers.splice(i, 1);
+  helperUsers.delete(host);
 }
 
 /**
- * Sizes for leak checks and diagnostics: `{wasmBytes, engines}` (the engine's WebAssembly
- * memory, the models it holds).
+ * Sizes for leak checks and diagnostics: `{wasmBytes, engines, workers}` (the first engine's
+ * WebAssembly memory and the models it holds, and the engine workers running, pool helpers
+ * included).
  */
-export function engineStats() {
-  return engine().call('stats', {});
+export async function engineStats() {
+  return { ...(await engine().call('stats', {})), workers: 1 + helpers.length };
 }
 
 /** Where the engine runs on this page: 'worker', or 'main thread (why)'. */
@@ -184,7 +214,9 @@ function ownedCopy(bytes) {
 }
 
 function checkWorkers(workers) {
-  if (!Number.isInteger(workers) || workers < 1) throw new RangeError(`workers must be a whole number ≥ 1 (got ${workers})`);
+  if (Number.isInteger(workers) && workers >= 1) return;
+  const shown = typeof workers === 'string' ? JSON.stringify(workers) : typeof workers === 'number' ? String(workers) : `a ${typeof workers}`;
+  throw new RangeError(`workers must be a whole number ≥ 1 (got ${shown})`);
 }
 
 function abortError(signal) {
@@ -228,7 +260,7 @@ export class Classifier {
 
   constructor(described, remote, workers = 1) {
     this.#remote = remote;
-    this.#workers = described.backend === 'cpu' && remote.where === 'worker' ? workers : 1;
+    this.#workers = described.backend === 'cpu' && remote.where === 'worker' ? Math.min(workers, maxWorkers()) : 1;
     this.#handle = described.handle;
     this.#backend = described.backend;
     this.#labels = described.labels;
@@ -245,8 +277,9 @@ export class Classifier {
 
   /**
    * Engines (Web Workers) that `classify` spreads its chunks over: the `workers` asked of
-   * `load` on the CPU backend, 1 on WebGPU (one device) or when the engine runs on the page's
-   * thread. Fine-tuning, explanations and exports run on the first engine.
+   * `load` on the CPU backend, at most `navigator.hardwareConcurrency`; 1 on WebGPU (one
+   * device) or when the engine runs on the page's thread. Fine-tuning, explanations and exports
+   * run on the first engine.
    */
   get workers() {
     return this.#workers;
@@ -335,6 +368,7 @@ export class Classifier {
       if (copy) host.call('free', { handle: copy.handle }).catch(() => {});
       copy = { handle, version };
       this.#copies.set(host, copy);
+      useHelper(host, this);
       finalizer.register(this, { host, handle }, this);
     }
     return host.call('classify', { handle: copy.handle, texts });
@@ -342,7 +376,10 @@ export class Classifier {
 
   /** Frees this model's copies in the pool (they reload on the next pooled classify). */
   #dropCopies() {
-    for (const [host, { handle }] of this.#copies) host.call('free', { handle }).catch(() => {});
+    for (const [host, { handle }] of this.#copies) {
+      host.call('free', { handle }).catch(() => {});
+      releaseHelper(host, this);
+    }
     this.#copies.clear();
   }
 
@@ -356,6 +393,7 @@ export class Classifier {
     if (typeof texts === 'string') texts = [texts];
     if (!Array.isArray(texts)) return Promise.reject(new TypeError('classify expects an array of strings'));
     if (signal?.aborted) return Promise.reject(abortError(signal));
+    if (this.#handle === null) return Promise.reject(new Error('this classifier was disposed'));
     const strings = texts.map((t) => (t == null ? '' : String(t)));
     const work = this.#serial(async () => {
       const chunks = [];
@@ -373,7 +411,7 @@ export class Classifier {
           parts[i] = await classifyChunk(strings.slice(start, start + CHUNK));
           if (stop) return;
           if (signal?.aborted) throw (stop = abortError(signal)); // no progress after the caller gave up
-          for (; reported < chunks.length && parts[reported]; reported++) {
+          for (; reported < chunks.length && parts[reported] && !stop && !signal?.aborted; reported++) {
             for (const p of parts[reported]) out.push(p);
             onProgress?.({ done: out.length, total: strings.length, start: chunks[reported], predictions: parts[reported] });
           }

@@ -241,7 +241,7 @@ test('CPU: the engine runs in a worker; 5,000 reviews report progress, cancel wi
   });
 });
 
-test('CPU: a pool of workers classifies in input order, bit for bit like one engine, and follows fine-tuning and reset', async () => {
+test('CPU: a pool of workers classifies in input order, bit for bit like one engine, follows fine-tuning and reset, and stops when unused', async () => {
   const heldout = JSON.parse(readFileSync(join(ROOT, 'web/heldout.json'), 'utf8'));
   // 700 reviews: three chunks (256, 256, 188), so both engines of a pool of two work.
   const texts = Array.from({ length: 700 }, (_, i) => heldout[i % heldout.length].text + (i >= heldout.length ? '！' : ''));
@@ -258,16 +258,18 @@ test('CPU: a pool of workers classifies in input order, bit for bit like one eng
   };
   await inBrowser({ webgpu: false, init: countWorkers }, apiPage(), async ({ page, errors }) => {
     const result = await page.evaluate(async (texts) => {
-      const { Classifier, defaultWorkers } = await import('/xinsheng.js');
+      const { Classifier, defaultWorkers, engineStats } = await import('/xinsheng.js');
       const one = await Classifier.load({ backend: 'cpu', workers: 1 });
       const pool = await Classifier.load({ backend: 'cpu', workers: 2 });
       const starts = [];
       const single = await one.classify(texts);
       const pooled = await pool.classify(texts, { onProgress: (p) => starts.push([p.start, p.done]) });
-      // The same fine-tune (fixed seed) on both: the pool must drop its stale copy.
+      // The same fine-tune (fixed seed, and a new label, whose head rows must be drawn from
+      // the seed too) on both: the pool must drop its stale copy.
       const examples = [
         { text: '物流很快，包装完好', label: 'negative' },
         { text: '客服态度差，不会再买', label: 'positive' },
+        { text: '还行吧，一般般', label: '中立' },
       ];
       await one.fineTune(examples, { epochs: 3, seed: 7 });
       await pool.fineTune(examples, { epochs: 3, seed: 7 });
@@ -275,14 +277,26 @@ test('CPU: a pool of workers classifies in input order, bit for bit like one eng
       const tunedPool = await pool.classify(texts);
       await pool.reset();
       const resetPool = await pool.classify(texts);
-      const badWorkers = await Classifier.load({ backend: 'cpu', workers: 0 }).catch((e) => `${e.name}: ${e.message}`);
+      // Aborting inside onProgress: no report after it.
+      const controller = new AbortController();
+      let reports = 0;
+      const aborted = await pool
+        .classify(texts, { signal: controller.signal, onProgress: () => (reports++, controller.abort()) })
+        .catch((e) => e.name);
+      const running = (await engineStats()).workers;
+      await pool.dispose();
+      const afterDispose = (await engineStats()).workers;
+      const bad = (workers) => Classifier.load({ backend: 'cpu', workers }).catch((e) => `${e.name}: ${e.message}`);
       return {
         workers: [one.workers, pool.workers], defaults: defaultWorkers(), cores: navigator.hardwareConcurrency,
-        single, pooled, starts, tunedOne, tunedPool, resetPool, badWorkers, started: window.__workers,
+        single, pooled, starts, tunedOne, tunedPool, resetPool, started: window.__workers, aborted, reports,
+        running, afterDispose, bad: [await bad(0), await bad('2')], many: (await Classifier.load({ backend: 'cpu', workers: 1000 })).workers,
       };
     }, texts);
-    assert.deepEqual(result.workers, [1, 2]);
-    assert.equal(result.started, 2, 'one worker per engine: the first and one helper');
+    const two = Math.min(2, result.cores);
+    assert.deepEqual(result.workers, [1, two]);
+    assert.equal(result.started, two, 'one worker per engine: the first and one helper');
+    assert.equal(result.many, result.cores, 'at most one engine per core');
     assert.equal(result.defaults, Math.max(1, result.cores - 1));
     assert.equal(result.pooled.length, texts.length);
     assert.deepEqual(result.pooled, result.single, 'a pool answers exactly as one engine, in input order');
@@ -291,7 +305,13 @@ test('CPU: a pool of workers classifies in input order, bit for bit like one eng
     assert.deepEqual(result.tunedPool, result.tunedOne, 'after fine-tuning, every engine of the pool runs the new model');
     assert.deepEqual(result.resetPool, result.single, 'after reset, the shipped model again');
     assertSamePredictions(assert, result.pooled.slice(0, 40), nativePredict(texts.slice(0, 40)), 1e-5);
-    assert.match(result.badWorkers, /RangeError: workers must be a whole number ≥ 1/);
+    assert.equal(result.aborted, 'AbortError');
+    assert.equal(result.reports, 1, 'no progress after an abort from inside onProgress');
+    assert.deepEqual([result.running, result.afterDispose], [two, 1], 'a helper nobody uses is stopped');
+    assert.deepEqual(result.bad, [
+      'RangeError: workers must be a whole number ≥ 1 (got 0)',
+      'RangeError: workers must be a whole number ≥ 1 (got "2")',
+    ]);
     assert.deepEqual(errors, []);
   });
 });

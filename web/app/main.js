@@ -16,7 +16,9 @@ const params = new URLSearchParams(location.search);
 const BACKEND = params.get('backend') ?? 'auto';
 const MODEL_URL = params.get('model') ?? undefined;
 /** Engine workers for classifying on the CPU (`?workers=N`; default one per core left free). */
-const WORKERS = ((raw) => (raw === null ? undefined : /^\d+$/.test(raw) ? Number(raw) : raw))(params.get('workers'));
+const WORKERS = ((raw) => (raw === null || raw === '' ? undefined : /^\d+$/.test(raw) ? Number(raw) : raw))(
+  params.get('workers'),
+);
 /** Reviews explained in the background (highlights and the overview's tokens). */
 const EXPLAIN_LIMIT = 200;
 /** Corrections after which the page suggests fine-tuning. */
@@ -405,6 +407,9 @@ function renderVersions() {
 }
 
 async function loadModel(key) {
+  if (WORKERS !== undefined && !(Number.isInteger(WORKERS) && WORKERS >= 1)) {
+    throw new Error(t('badWorkers', { value: params.get('workers') }));
+  }
   if (key === null) return Classifier.load({ backend: BACKEND, modelUrl: MODEL_URL, workers: WORKERS });
   const clf = await Classifier.restore(key, { backend: BACKEND, modelUrl: MODEL_URL, workers: WORKERS });
   if (!clf) throw new Error(t('savedModelMissing', { key }));

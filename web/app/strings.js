@@ -123,6 +123,7 @@ export const STRINGS = {
     restoreFailed: '无法恢复已保存的模型（{error}），改用内置模型。',
     loadFailed: '无法加载模型：{error}',
     savedModelMissing: '浏览器存储中找不到已保存的模型“{key}”',
+    badWorkers: '参数 workers 应为不小于 1 的整数（现为“{value}”）',
   },
   en: {
     title: '心声 xinsheng · Chinese review sentiment in your browser',
@@ -245,6 +246,7 @@ export const STRINGS = {
     restoreFailed: 'The saved model could not be restored ({error}); using the shipped model.',
     loadFailed: 'The model could not be loaded: {error}',
     savedModelMissing: "the saved model '{key}' is missing from this browser's storage",
+    badWorkers: "the workers parameter must be a whole number ≥ 1 (it is '{value}')",
   },
 };
 

@@ -531,7 +531,7 @@ pub fn finetune(
     if examples.is_empty() {
         return Err(Error::Invalid("fine-tuning needs at least one labelled example".into()));
     }
-    let Bundle { mut manifest, model } = with_labels_of(bundle, examples.iter().chain(valid));
+    let Bundle { mut manifest, model } = with_labels_of(bundle, examples.iter().chain(valid), options.seed);
     let labels = manifest.labels.clone();
     let encode = |t: &str| encode(&manifest.tokenizer, &manifest.vocab, t);
     let train = Encoded::new(&encode, &labels, examples, "fine-tuning data")?;
@@ -542,8 +542,10 @@ pub fn finetune(
 }
 
 /// `bundle` with the labels of `examples` it lacks appended to its label set; the head grows
-/// and the old classes keep their weights.
-pub fn with_labels_of<'a>(bundle: Bundle, examples: impl IntoIterator<Item = &'a Example>) -> Bundle {
+/// and the old classes keep their weights. The new classes' weights are drawn after seeding the
+/// model's device with `seed`, so that a fine-tune that adds labels is as reproducible as one
+/// that does not.
+pub fn with_labels_of<'a>(bundle: Bundle, examples: impl IntoIterator<Item = &'a Example>, seed: u64) -> Bundle {
     let Bundle { mut manifest, model } = bundle;
     let known = manifest.labels.len();
     for e in examples {
@@ -552,6 +554,9 @@ pub fn with_labels_of<'a>(bundle: Bundle, examples: impl IntoIterator<Item = &'a
         }
     }
     manifest.config.num_classes = manifest.labels.len();
+    if manifest.labels.len() > known {
+        model.head.weight.device().seed(seed);
+    }
     let model = model.grow_head(manifest.labels.len() - known);
     Bundle { manifest, model }
 }

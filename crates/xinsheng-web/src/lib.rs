@@ -265,7 +265,7 @@ impl Engine {
         // The same guard as the CLI: `Positive` beside `positive` would split a class in two.
         let labels = examples.iter().map(|e| e.label.as_str()).zip(1..);
         xinsheng_core::data::new_labels("examples", &base.manifest.labels, labels).map_err(js_error)?;
-        let Bundle { manifest, model } = with_labels_of(base, &examples);
+        let Bundle { manifest, model } = with_labels_of(base, &examples, seed);
         let encode = |t: &str| xinsheng_core::classifier::encode(&manifest.tokenizer, &manifest.vocab, t);
         let data = Encoded::new(&encode, &manifest.labels, &examples, "corrections").map_err(js_error)?;
 
