@@ -167,16 +167,20 @@ function helperHosts(count) {
   return helpers.slice(0, count);
 }
 
-/** Helper host → the classifiers holding a model copy there; a helper none holds is stopped. */
+/**
+ * Helper host → the classifiers (by a token each, so that this map never keeps a classifier
+ * alive) holding a model copy there; a helper none holds is stopped.
+ */
 const helperUsers = new Map();
-function useHelper(host, classifier) {
+function useHelper(host, token) {
   if (!helperUsers.has(host)) helperUsers.set(host, new Set());
-  helperUsers.get(host).add(classifier);
+  helperUsers.get(host).add(token);
 }
-function releaseHelper(host, classifier) {
+function releaseHelper(host, token) {
   const users = helperUsers.get(host);
-  users?.delete(classifier);
-  if (!users?.size) {
+  if (!users?.has(token)) return;
+  users.delete(token);
+  if (!users.size) {
     helperUsers.delete(host);
     host.terminate();
   }
@@ -241,7 +245,11 @@ export async function readReviews(file, options = {}) {
 }
 
 // Frees the engine-side model when a Classifier is garbage-collected without dispose().
-const finalizer = new FinalizationRegistry(({ host, handle }) => host.call('free', { handle }).catch(() => {}));
+// A pool copy also releases its helper (`token` stands for the classifier, which is gone).
+const finalizer = new FinalizationRegistry(({ host, handle, token }) => {
+  host.call('free', { handle }).catch(() => {});
+  if (token) releaseHelper(host, token);
+});
 
 export class Classifier {
   #handle;
@@ -257,6 +265,8 @@ export class Classifier {
   #version = 0;
   /** helper host → { handle, version }: this model's copies in the pool. */
   #copies = new Map();
+  /** Stands for this classifier among a helper's users. */
+  #token = {};
 
   constructor(described, remote, workers = 1) {
     this.#remote = remote;
@@ -368,8 +378,8 @@ export class Classifier {
       if (copy) host.call('free', { handle: copy.handle }).catch(() => {});
       copy = { handle, version };
       this.#copies.set(host, copy);
-      useHelper(host, this);
-      finalizer.register(this, { host, handle }, this);
+      useHelper(host, this.#token);
+      finalizer.register(this, { host, handle, token: this.#token }, this);
     }
     return host.call('classify', { handle: copy.handle, texts });
   }
@@ -378,7 +388,7 @@ export class Classifier {
   #dropCopies() {
     for (const [host, { handle }] of this.#copies) {
       host.call('free', { handle }).catch(() => {});
-      releaseHelper(host, this);
+      releaseHelper(host, this.#token);
     }
     this.#copies.clear();
   }
