@@ -85,9 +85,7 @@ class Remote {
           return;
         }
         // A dead worker never answers: fail what is pending and everything after.
-        this.failed = reason;
-        forget(this);
-        this.#failAll(lostError(reason));
+        this.terminate(reason);
       });
     });
   }
@@ -100,21 +98,22 @@ class Remote {
     this.#send = (message) => receive(structuredClone(message));
   }
 
-  /** Stops the host's worker (a pool helper nobody uses any more); later calls reject. */
-  terminate() {
-    this.failed = 'the engine worker was stopped';
+  /**
+   * Ends this host (its worker died, its WebGPU device was lost, or it is a pool helper nobody
+   * uses any more): pending and later calls reject with `reason`, and later loads start a
+   * fresh host.
+   */
+  terminate(reason = 'the engine worker was stopped') {
+    this.failed = reason;
     forget(this);
-    this.#failAll(lostError(this.failed));
+    this.#failAll(lostError(reason));
     this.#worker?.terminate();
   }
 
   #receive({ id, kind, value, error, message }) {
     if (kind === 'failed') {
       // The host cannot go on (its WebGPU device was lost): later loads get a fresh one.
-      this.failed = message;
-      forget(this);
-      this.#failAll(lostError(message));
-      this.#worker?.terminate();
+      this.terminate(message);
       return;
     }
     const call = this.#calls.get(id);
