@@ -78,10 +78,14 @@ function showBackend() {
   }
   badge.dataset.state = clf.backend;
   badge.dataset.engine = state.engineWhere;
-  const reason = clf.backendReasonCode
-    ? t(`reason-${clf.backendReasonCode}`, { detail: clf.backendReason.replace(/^WebGPU failed to start: /, '') })
-    : clf.backendReason;
-  badge.textContent = clf.backend === 'webgpu' ? t('backendWebgpu') : t('backendCpu', { reason });
+  if (clf.backend === 'webgpu') {
+    badge.textContent = t('backendWebgpu');
+  } else {
+    const reason = clf.backendReasonCode
+      ? t(`reason-${clf.backendReasonCode}`, { detail: clf.backendReason.replace(/^WebGPU failed to start: /, '') })
+      : clf.backendReason;
+    badge.textContent = t('backendCpu', { reason });
+  }
   const version = state.versions.find((v) => v.key === state.current);
   const name = version ? versionName(version) : t('shippedModel');
   const labels = clf.labels.map(labelName).join(' / ');
