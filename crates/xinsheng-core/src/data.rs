@@ -77,13 +77,19 @@ pub fn parse_examples_with(name: &str, bytes: &[u8], options: &ReadOptions) -> R
         return Err(Error::data(
             name,
             Some(1),
-            "labelled data needs a label column (one of label, sentiment, …; or name it with --label-column) beside the text",
+            "labelled data needs a label column (one of label, sentiment, …; or name it with --label-column, or the page's \
+             Label column field) beside the text",
         ));
     }
     let mut dataset = Dataset { skipped_empty: records.skipped_blank, ..Dataset::default() };
     for record in records.records {
         let Some(label) = record.label else {
-            return Err(Error::data(name, Some(record.line), "missing label"));
+            return Err(Error::data(
+                name,
+                Some(record.line),
+                "missing label: this review has no label (an empty label field, or null or [] in JSON, as doccano \
+                 writes a review nobody labelled): label it or remove the row",
+            ));
         };
         dataset.examples.push(Example { label, text: record.text });
         dataset.lines.push(record.line);
@@ -256,7 +262,9 @@ mod tests {
             err(b"label\ttext\npositive\tok\nno tab here\n", Format::Tsv),
             "f:3: expected 2 tab-separated columns (label<TAB>text), found 1"
         );
-        assert_eq!(err(b"label\ttext\n\tno label\n", Format::Tsv), "f:2: missing label");
+        assert!(
+            err(b"label\ttext\n\tno label\n", Format::Tsv).starts_with("f:2: missing label: this review has no label")
+        );
         assert!(
             err(b"label\ttext\npositive\t\xff\xfe\n", Format::Tsv)
                 .starts_with("f:2: this is neither UTF-8 nor GB18030")
