@@ -2,8 +2,10 @@
 // Serves the built demo (dist/) on 127.0.0.1 with a strict Content-Security-Policy, plus the
 // widget test page at /widget-test/. No dependencies: node's http module only.
 //
-//   node scripts/serve.mjs [--port 8080] [--dist dist]
+//   node scripts/serve.mjs [--port 8080] [--dist dist] [--cors]
 //
+// --cors adds `Access-Control-Allow-Origin: *`, so that pages on other origins can import
+// widget.js / xinsheng.js and fetch the wasm and the model from it, as from a CDN.
 // Prints "serving http://127.0.0.1:PORT/" once listening (port 0 picks a free one).
 
 import { createServer } from 'node:http';
@@ -18,6 +20,7 @@ const option = (name, fallback) => {
   return i >= 0 ? args[i + 1] : fallback;
 };
 const port = Number(option('port', process.env.PORT ?? 8080));
+const cors = args.includes('--cors');
 const mounts = [
   ['/widget-test/', resolve(root, 'tests/widget-page')],
   // The build again, with its .wasm served as application/octet-stream, as some hosts do
@@ -70,6 +73,7 @@ const server = createServer(async (request, response) => {
     'content-security-policy': CSP,
     'x-content-type-options': 'nosniff',
     'cache-control': 'no-cache',
+    ...(cors ? { 'access-control-allow-origin': '*' } : {}),
   });
   response.end(body);
 });

@@ -3,16 +3,21 @@
 //   <script type="module" src="https://example.org/xinsheng/widget.js"></script>
 //   <sentiment-widget model-url="…/model.bpk" labels="正面,负面,中立" backend="auto"></sentiment-widget>
 //
-// Attributes (all optional): model-url (default: the model shipped beside widget.js),
-// labels (comma-separated choices offered for corrections; default: the model's labels),
-// backend (auto | webgpu | cpu), placeholder, lang (zh, the default, or en: the widget's words
-// and how labels are shown, e.g. positive → 正面; events carry the label keys).
+// Attributes (all optional, each also a property, and each applied when it changes after the
+// widget is attached, as frameworks set them): model-url (default: the model shipped beside
+// widget.js), labels (comma-separated choices offered for corrections; default: the model's
+// labels), backend (auto | webgpu | cpu), placeholder, lang (zh, the default, or en: the
+// widget's words and how labels are shown, e.g. positive → 正面; events carry the label keys).
+// Enter (or Ctrl/Cmd+Enter) classifies, Shift+Enter starts a new line; an Enter that an input
+// method (IME) uses to confirm its candidates never submits.
+// Styles: widget.css, fetched beside widget.js and adopted as a constructable stylesheet, which
+// a host page's CSP `style-src` does not block; light or dark after the host page's colour scheme.
 // The model runs in the same engine Web Worker as every other classifier on the page.
 // Events (bubbling, composed): `sentiment-prediction` {text, label, score, probs},
 // `sentiment-correction` {text, predicted, label}, `sentiment-error` {message}.
 
 import { Classifier, DEFAULT_MODEL_URL } from './xinsheng.js';
-import { WIDGET_STRINGS, LABEL_NAMES } from './app/strings.js';
+import { WIDGET_STRINGS, LABEL_NAMES } from './widget-strings.js';
 
 const STYLESHEET = new URL('widget.css', import.meta.url).href;
 // Widgets on one page that use the same model share one loaded classifier.
@@ -29,11 +34,51 @@ function classifierFor(modelUrl, backend, { reload = false } = {}) {
   return loaded.get(key);
 }
 
+const constructable =
+  typeof CSSStyleSheet === 'function' &&
+  typeof CSSStyleSheet.prototype.replaceSync === 'function' &&
+  typeof ShadowRoot === 'function' &&
+  'adoptedStyleSheets' in ShadowRoot.prototype;
+let shared = null;
+
+/**
+ * The stylesheet every widget on the page adopts: widget.css's text in one constructable
+ * stylesheet. A `<link>` from widget.js's origin is blocked by a host page's CSP `style-src
+ * 'self'`; an adopted sheet is not. Until the text arrives the widgets stay hidden (no flash of
+ * unstyled controls). `ready` rejects when it cannot be fetched (a CSP `connect-src` that
+ * leaves the origin out, for one): the widgets then try a `<link>` instead.
+ */
+function sharedStyles() {
+  if (!constructable) return null;
+  if (shared) return shared;
+  const sheet = new CSSStyleSheet();
+  sheet.replaceSync(':host { visibility: hidden; }');
+  const ready = fetch(STYLESHEET)
+    .then((response) => {
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      return response.text();
+    })
+    .then(
+      (text) => sheet.replaceSync(text),
+      (e) => {
+        sheet.replaceSync('');
+        throw e;
+      },
+    );
+  ready.catch(() => {});
+  shared = { sheet, ready };
+  return shared;
+}
+
+// Attributes and the properties that reflect them (`lang` is HTMLElement's own).
+const PROPERTIES = { placeholder: 'placeholder', labels: 'labels', 'model-url': 'modelUrl', backend: 'backend' };
+
 class SentimentWidget extends HTMLElement {
   #root;
-  #last = null; // { text, prediction }
+  #last = null; // { text, prediction, labels }
+  #busy = false;
 
-  static observedAttributes = ['lang'];
+  static observedAttributes = ['lang', ...Object.keys(PROPERTIES)];
 
   get #lang() {
     const lang = (this.getAttribute('lang') || 'zh').toLowerCase();
@@ -41,17 +86,36 @@ class SentimentWidget extends HTMLElement {
   }
 
   #t(key, vars = {}) {
-    return WIDGET_STRINGS[this.#lang][key].replace(/\{(\w+)\}/g, (_, name) => String(vars[name]));
+    const template = WIDGET_STRINGS[this.#lang][key];
+    if (template === undefined) {
+      console.warn(`sentiment-widget: no string '${key}'`);
+      return key;
+    }
+    return template.replace(/\{(\w+)\}/g, (_, name) => String(vars[name]));
   }
 
   #labelName(label) {
     return LABEL_NAMES[this.#lang][label] ?? label;
   }
 
-  attributeChangedCallback() {
-    if (!this.#root) return;
-    this.#translate();
-    if (this.#last) this.#renderResult();
+  attributeChangedCallback(name, previous, value) {
+    if (!this.#root || previous === value) return;
+    if (name === 'lang' || name === 'placeholder') {
+      this.#translate();
+      if (name === 'lang' && this.#last) this.#renderResult();
+    } else if (name === 'labels') {
+      if (this.#last) this.#renderFix();
+    } else {
+      // model-url or backend: the result shown came from another model; the next
+      // classification loads the new one.
+      this.#last = null;
+      const { result, fix } = this.#parts;
+      result.textContent = '';
+      result.className = 'result';
+      delete result.dataset.label;
+      fix.hidden = true;
+      fix.replaceChildren();
+    }
   }
 
   #translate() {
@@ -63,14 +127,21 @@ class SentimentWidget extends HTMLElement {
 
   connectedCallback() {
     if (this.#root) return;
+    // A framework may have set a property before this element was upgraded: that own property
+    // hides the accessor; move its value onto the attribute.
+    for (const property of Object.values(PROPERTIES)) {
+      if (Object.prototype.hasOwnProperty.call(this, property)) {
+        const value = this[property];
+        delete this[property];
+        this[property] = value;
+      }
+    }
     this.#root = this.attachShadow({ mode: 'open' });
-    const sheet = document.createElement('link');
-    sheet.rel = 'stylesheet';
-    sheet.href = STYLESHEET;
     const form = document.createElement('form');
     form.part = 'form';
     const input = document.createElement('textarea');
     input.rows = 3;
+    input.enterKeyHint = 'send';
     const button = document.createElement('button');
     button.type = 'submit';
     const result = document.createElement('p');
@@ -80,12 +151,52 @@ class SentimentWidget extends HTMLElement {
     fix.className = 'fix';
     fix.hidden = true;
     form.append(input, button);
-    this.#root.append(sheet, form, result, fix);
+    this.#root.append(form, result, fix);
+    this.#style();
     this.#translate();
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
-      this.classify(input.value);
+      if (!this.#busy) this.classify(input.value);
     });
+    input.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Enter' || ev.shiftKey || ev.altKey) return;
+      // An input method is composing (pinyin, for one): this Enter confirms its candidate.
+      // Safari reports that Enter after compositionend, with keyCode 229.
+      if (ev.isComposing || ev.keyCode === 229) return;
+      ev.preventDefault();
+      if (typeof form.requestSubmit === 'function') form.requestSubmit();
+      else button.click();
+    });
+  }
+
+  #style() {
+    const styles = sharedStyles();
+    if (styles) {
+      this.#root.adoptedStyleSheets = [...this.#root.adoptedStyleSheets, styles.sheet];
+      styles.ready.catch(() => this.#linkStyles());
+    } else {
+      this.#linkStyles();
+    }
+  }
+
+  /** widget.css through a `<link>`: where constructable stylesheets are missing, or the fetch failed. */
+  #linkStyles() {
+    const link = document.createElement('link');
+    link.rel = 'stylesheet';
+    link.href = STYLESHEET;
+    link.addEventListener('error', () => {
+      // Blocked (a CSP style-src without this origin) or unreachable: say so instead of
+      // rendering unstyled in silence.
+      const message = this.#t('styleFailed', { url: STYLESHEET });
+      console.warn(`sentiment-widget: ${message}`);
+      const { result } = this.#parts;
+      if (!this.#last) {
+        result.textContent = message;
+        result.className = 'result error';
+      }
+      this.dispatchEvent(new CustomEvent('sentiment-error', { bubbles: true, composed: true, detail: { message } }));
+    });
+    this.#root.prepend(link);
   }
 
   get #parts() {
@@ -101,6 +212,7 @@ class SentimentWidget extends HTMLElement {
   /** Classifies `text`, shows the result and dispatches `sentiment-prediction`. */
   async classify(text) {
     const { button, result, fix } = this.#parts;
+    this.#busy = true;
     button.disabled = true;
     result.textContent = '…';
     result.className = 'result';
@@ -123,6 +235,7 @@ class SentimentWidget extends HTMLElement {
       this.dispatchEvent(new CustomEvent('sentiment-error', { bubbles: true, composed: true, detail: { message } }));
       return null;
     } finally {
+      this.#busy = false;
       button.disabled = false;
     }
   }
@@ -131,6 +244,7 @@ class SentimentWidget extends HTMLElement {
     const { result } = this.#parts;
     const { prediction } = this.#last;
     result.textContent = `${this.#labelName(prediction.label)} · ${(prediction.score * 100).toFixed(1)}%`;
+    result.className = 'result';
     result.dataset.label = prediction.label;
     this.#renderFix();
   }
@@ -167,6 +281,21 @@ class SentimentWidget extends HTMLElement {
     fix.replaceChildren(prompt, ...buttons);
     fix.hidden = buttons.length === 0;
   }
+}
+
+// The attributes as properties (el.placeholder = '…', el.modelUrl = '…'), as frameworks bind them.
+for (const [attribute, property] of Object.entries(PROPERTIES)) {
+  Object.defineProperty(SentimentWidget.prototype, property, {
+    configurable: true,
+    enumerable: true,
+    get() {
+      return this.getAttribute(attribute);
+    },
+    set(value) {
+      if (value === null || value === undefined) this.removeAttribute(attribute);
+      else this.setAttribute(attribute, Array.isArray(value) ? value.join(',') : String(value));
+    },
+  });
 }
 
 if (!customElements.get('sentiment-widget')) customElements.define('sentiment-widget', SentimentWidget);

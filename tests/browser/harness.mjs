@@ -92,10 +92,10 @@ export function sharedSession(options) {
   return session;
 }
 
-/** Starts scripts/serve.mjs on a free port; resolves to { url, close }. */
-export function startServer() {
+/** Starts scripts/serve.mjs on a free port (with `args`, e.g. ['--cors']); resolves to { url, close }. */
+export function startServer(args = []) {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, 'scripts/serve.mjs'), '--port', '0'], { cwd: ROOT });
+    const child = spawn(process.execPath, [join(ROOT, 'scripts/serve.mjs'), '--port', '0', ...args], { cwd: ROOT });
     let out = '';
     child.stdout.on('data', (chunk) => {
       out += chunk;

@@ -257,23 +257,3 @@ export const LABEL_NAMES = {
   zh: { positive: '正面', negative: '负面', neutral: '中立' },
   en: { positive: 'positive', negative: 'negative', neutral: 'neutral' },
 };
-
-/** The `<sentiment-widget>`'s strings, by its `lang` attribute. */
-export const WIDGET_STRINGS = {
-  zh: {
-    placeholder: '输入一条评论…',
-    inputLabel: '评论文字',
-    analyse: '分析',
-    wrong: '不对？纠正为：',
-    thanks: '谢谢，已标为{label}。',
-    error: '出错：{message}',
-  },
-  en: {
-    placeholder: 'Type a review…',
-    inputLabel: 'Review text',
-    analyse: 'Analyse',
-    wrong: 'Wrong? Correct it:',
-    thanks: 'Thanks — marked as {label}.',
-    error: 'Error: {message}',
-  },
-};
