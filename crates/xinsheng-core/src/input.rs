@@ -4,9 +4,13 @@
 //! Bytes are decoded first ([`decode`]): a BOM decides (UTF-8, UTF-16LE/BE); otherwise valid
 //! UTF-8 is UTF-8 and anything else that is valid GB18030 (which includes GBK and GB2312, what
 //! Chinese Excel and Notepad save) is GB18030. Nothing is ever decoded with replacement
-//! characters: bytes valid in no supported encoding are an error naming the file and line.
+//! characters: bytes valid in no supported encoding are an error naming the file and line, and
+//! so is a source whose lines are in two encodings (a UTF-8 Chinese line beside one that is not
+//! UTF-8: read whole as GB18030, the UTF-8 lines would become mojibake such as `浠锋牸鍜岄厤缃`).
+//! The format comes from the file name by one rule ([`Format::from_name`]) unless it is named.
 //! Then one rule for rows: a leading BOM is dropped, CRLF and LF both end a line, and rows whose
-//! text is blank are skipped and counted ([`Records::skipped_blank`]).
+//! text is blank are skipped and counted ([`Records::skipped_blank`]). CSV fields written with
+//! [`csv_field`]'s formula guard read back as the values they were written from.
 
 use std::str::FromStr;
 
@@ -91,6 +95,11 @@ pub fn decode(name: &str, bytes: &[u8], encoding: Encoding) -> Result<Decoded> {
             None => match std::str::from_utf8(bytes) {
                 Ok(text) => return checked(name, text.to_string(), Encoding::Utf8),
                 Err(e) => {
+                    // A line that is UTF-8 Chinese beside one that is not: two files put together.
+                    // Read whole as GB18030, the UTF-8 lines would be mojibake.
+                    if let Some(utf8_line) = first_utf8_line(bytes) {
+                        return Err(mixed_encodings(name, line_at(bytes, e.valid_up_to()), utf8_line));
+                    }
                     let gb = encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(bytes);
                     return match gb {
                         Some(text) => checked(name, text.into_owned(), Encoding::Gb18030),
@@ -99,7 +108,7 @@ pub fn decode(name: &str, bytes: &[u8], encoding: Encoding) -> Result<Decoded> {
                             Some(line_at(bytes, e.valid_up_to())),
                             format!(
                                 "this is neither UTF-8 nor GB18030/GBK text: save the file as UTF-8, or name its \
-                                 encoding ({})",
+                                 encoding ({}; --encoding, or the page's Encoding menu)",
                                 Encoding::NAMES
                             ),
                         )),
@@ -123,13 +132,39 @@ pub fn decode(name: &str, bytes: &[u8], encoding: Encoding) -> Result<Decoded> {
             name,
             Some(line_at(body, read)),
             format!(
-                "not valid {} text: save the file as UTF-8, or name its encoding ({})",
+                "not valid {} text: save the file as UTF-8, or name its encoding ({}; --encoding, or the page's \
+                 Encoding menu)",
                 chosen.name(),
                 Encoding::NAMES
             ),
         ));
     }
     checked(name, text, chosen)
+}
+
+/// The 1-based number of the first line that is valid UTF-8 and holds a character of three or
+/// more UTF-8 bytes (U+0800 and up: every Chinese character, full-width punctuation, emoji), if
+/// any. GBK text is valid UTF-8 by chance only in short runs of two-byte sequences (`谢谢!`), so
+/// such a line is UTF-8 text: none of the 17,343 reviews of `data/` saved as GBK is one.
+/// (Neither encoding uses the byte `\n` inside a character, so splitting on it cuts none.)
+fn first_utf8_line(bytes: &[u8]) -> Option<usize> {
+    let wide_utf8 = |line: &[u8]| std::str::from_utf8(line).is_ok_and(|s| s.chars().any(|c| c >= '\u{800}'));
+    bytes.split(|&b| b == b'\n').position(wide_utf8).map(|i| i + 1)
+}
+
+/// The error for a source whose lines are in two encodings: `bad` is the first line that is not
+/// UTF-8, `utf8` one that is (and is not plain ASCII).
+fn mixed_encodings(name: &str, bad: usize, utf8: usize) -> Error {
+    Error::data(
+        name,
+        Some(bad),
+        format!(
+            "this line is not UTF-8, but line {utf8} is UTF-8 text: the file mixes encodings (lines from a GBK/GB18030 \
+             file and a UTF-8 one put together), and read in either one, some lines would be garbage. Save this line \
+             (and every line like it) as UTF-8; or, if the whole file is GBK, name its encoding (--encoding gb18030, \
+             or the page's Encoding menu)"
+        ),
+    )
 }
 
 fn encoding_of(codec: &'static encoding_rs::Encoding) -> Encoding {
@@ -177,22 +212,65 @@ pub enum Format {
 }
 
 impl Format {
-    /// From the file name's extension (`.txt`, `.tsv`/`.tab`, `.csv`, `.jsonl`/`.ndjson`);
-    /// unknown extensions are refused rather than guessed.
+    /// The names `--format` and the page's Format menu accept.
+    pub const NAMES: &'static str = "txt, tsv, csv, jsonl";
+
+    /// The one rule for file names, shared by the CLI, Python and the page: the extension of the
+    /// last path component decides: `.txt`/`.text` one review per line, `.tsv`/`.tab`, `.csv`,
+    /// `.jsonl`/`.ndjson`/`.json` (one object per line). A name without an extension (`reviews`,
+    /// `-`, `<stdin>`, a dotfile) is one review per line. Any other extension is refused rather
+    /// than guessed (a spreadsheet read as text would classify its header and its bytes); name the
+    /// format instead (`ReadOptions::format`: `--format`, `format=`, the page's Format menu).
     pub fn from_name(name: &str) -> Result<Format> {
-        let lower = name.to_ascii_lowercase();
-        let ext = lower.rsplit('.').next().unwrap_or("");
-        match ext {
+        let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+        let ext = match base.rsplit_once('.') {
+            Some((stem, ext)) if !stem.is_empty() => ext.to_ascii_lowercase(),
+            _ => return Ok(Format::Txt),
+        };
+        match ext.as_str() {
             "txt" | "text" => Ok(Format::Txt),
             "tsv" | "tab" => Ok(Format::Tsv),
             "csv" => Ok(Format::Csv),
-            "jsonl" | "ndjson" => Ok(Format::Jsonl),
-            _ => Err(Error::data(
-                name,
-                None,
-                "unknown file format: use .txt (one review per line), or .tsv, .csv or .jsonl with a 'text' column \
-                 (and 'label' for labelled data)",
-            )),
+            "jsonl" | "ndjson" | "json" => Ok(Format::Jsonl),
+            _ => {
+                let spreadsheet = matches!(ext.as_str(), "xlsx" | "xls" | "xlsm" | "ods" | "numbers" | "et");
+                let hint = if spreadsheet { "A spreadsheet must be saved as CSV (UTF-8) first. " } else { "" };
+                Err(Error::data(
+                    name,
+                    None,
+                    format!(
+                        "unknown file format '.{ext}': xinsheng reads .txt (one review per line, also a name without \
+                         an extension), .tsv, .csv and .jsonl/.json (one JSON object per line) with a text column \
+                         (and a label column for labelled data). {hint}If this file is one of those under another \
+                         name, rename it or name its format ({}: --format, format= in Python, or the page's Format menu)",
+                        Format::NAMES
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// The canonical name, as `--format` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Txt => "txt",
+            Format::Tsv => "tsv",
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+        }
+    }
+}
+
+impl FromStr for Format {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().trim_start_matches('.').to_ascii_lowercase().as_str() {
+            "txt" | "text" => Ok(Format::Txt),
+            "tsv" | "tab" => Ok(Format::Tsv),
+            "csv" => Ok(Format::Csv),
+            "jsonl" | "ndjson" | "json" => Ok(Format::Jsonl),
+            other => Err(Error::Invalid(format!("unknown format '{other}' (expected {})", Format::NAMES))),
         }
     }
 }
@@ -377,7 +455,15 @@ fn same_name(a: &str, b: &str) -> bool {
 fn header_columns(name: &str, header: &[&str], options: &ReadOptions) -> Result<(usize, Option<usize>)> {
     let find = |col: &str| header.iter().position(|h| same_name(h, col));
     let missing = |what: &str, col: &str| {
-        Error::data(name, Some(1), format!("the header row has no {what} column '{col}'; found {header:?}"))
+        let (option, field) = if what == "text" { ("--text-column", "Text") } else { ("--label-column", "Label") };
+        Error::data(
+            name,
+            Some(1),
+            format!(
+                "the header row has no {what} column '{col}'; found {header:?}: name one of those ({option}, or the \
+                 page's {field} column field)"
+            ),
+        )
     };
     let text = match &options.text_column {
         Some(col) => find(col).ok_or_else(|| missing("text", col))?,
@@ -386,8 +472,8 @@ fn header_columns(name: &str, header: &[&str], options: &ReadOptions) -> Result<
                 name,
                 Some(1),
                 format!(
-                    "the header row needs a text column (one of {}; or name it with --text-column) and, for labelled \
-                     data, a label column; found {header:?}",
+                    "the header row needs a text column (one of {}; or name it with --text-column, or the page's Text \
+                     column field) and, for labelled data, a label column; found {header:?}",
                     TEXT_COLUMNS.join(", ")
                 ),
             )
@@ -439,9 +525,38 @@ fn csv_rows(name: &str, text: &str, options: &ReadOptions, push: &mut Push) -> R
     for record in reader.records() {
         let record = record.map_err(|e| Error::data(name, line_of(&e), format!("malformed CSV: {e}")))?;
         let line = record.position().map_or(0, |p| record_line(text.as_bytes(), p.byte() as usize));
-        push(line, record[text_col].to_string(), label_col.map(|c| record[c].to_string()))?;
+        push(line, unguarded(&record[text_col]).to_string(), label_col.map(|c| unguarded(&record[c]).to_string()))?;
     }
     Ok(label_col.is_some())
+}
+
+/// What a cell may begin with that makes a spreadsheet (Excel, LibreOffice, Google Sheets) read
+/// it as a formula: `=`, `+`, `-`, `@`, tab and carriage return (the OWASP CSV-injection list).
+pub const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// One CSV field as the project writes it (the page's predictions export, `csvField` in
+/// `web/app/files.js`, follows the same rule; `tests/fixtures/files/formulas.json` holds both to
+/// one table). A value that starts with one of [`FORMULA_STARTS`], after any apostrophes, gets a
+/// leading `'` (so `=HYPERLINK(…)` is shown as text, never run) and is quoted; any other value is
+/// quoted when it holds `"`, `,`, CR or LF or has surrounding white space. Reading CSV undoes the
+/// `'` (see [`parse_records`]), so an export reads back as the texts it was made from.
+pub fn csv_field(value: &str) -> String {
+    let guarded = value.trim_start_matches('\'').starts_with(FORMULA_STARTS);
+    let field = if guarded { format!("'{value}") } else { value.to_string() };
+    // JavaScript's String.prototype.trim: Unicode white space and U+FEFF, but not U+0085.
+    let space = |c: char| (c.is_whitespace() && c != '\u{85}') || c == '\u{FEFF}';
+    if guarded || field.contains(['"', ',', '\r', '\n']) || field.trim_matches(space) != field {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field
+    }
+}
+
+/// Undoes [`csv_field`]'s guard on a CSV field as read: one leading `'` comes off a value that is
+/// apostrophes followed by a formula character (the mark spreadsheets use for "this is text").
+fn unguarded(field: &str) -> &str {
+    let rest = field.trim_start_matches('\'');
+    if rest.len() < field.len() && rest.starts_with(FORMULA_STARTS) { &field[1..] } else { field }
 }
 
 /// The 1-based line where a CSV record starting at byte `start` begins. (The csv crate's own line
@@ -470,6 +585,13 @@ fn jsonl_rows(name: &str, text: &str, options: &ReadOptions, push: &mut Push) ->
                 format!("{what}; expected {{\"text\": \"…\", \"label\": \"…\"}} on each line"),
             )
         };
+        if line.trim_start().starts_with('[') {
+            return Err(bad(
+                "malformed JSON line: a JSON array, where each line must be one JSON object (JSON Lines); a file that \
+                 is one array of objects can be rewritten one object per line, e.g. with jq -c '.[]'"
+                    .into(),
+            ));
+        }
         let row: serde_json::Map<String, Value> =
             serde_json::from_str(line).map_err(|e| bad(format!("malformed JSON line ({e})")))?;
         let key = |wanted: &Option<String>, defaults: &[&str]| -> Option<String> {
@@ -480,15 +602,32 @@ fn jsonl_rows(name: &str, text: &str, options: &ReadOptions, push: &mut Push) ->
             names.iter().find_map(|n| row.keys().find(|k| same_name(k, n)).cloned())
         };
         let text_key = key(&options.text_column, &TEXT_COLUMNS).ok_or_else(|| {
-            let wanted = options.text_column.clone().unwrap_or_else(|| "text".into());
-            bad(format!("no \"{wanted}\" key"))
+            let mut seen: Vec<String> = row.keys().map(|k| format!("\"{k}\"")).collect();
+            seen.sort();
+            let seen = if seen.is_empty() { "no keys".to_string() } else { format!("the keys {}", seen.join(", ")) };
+            let message = match &options.text_column {
+                Some(wanted) => format!(
+                    "no \"{wanted}\" key (the text column asked for); this line has {seen}: name the key that holds \
+                     the review (--text-column, or the page's Text column field)"
+                ),
+                None => format!(
+                    "no \"text\" key (nor {}); this line has {seen}: name the key that holds the review \
+                     (--text-column KEY, or the page's Text column field)",
+                    TEXT_COLUMNS[1..].join(", ")
+                ),
+            };
+            Error::data(name, Some(i + 1), message)
         })?;
         let text = match &row[&text_key] {
             Value::String(s) => s.clone(),
             Value::Null => String::new(),
             other => return Err(bad(format!("\"{text_key}\" must be a string, found {other}"))),
         };
-        let label = match key(&options.label_column, &LABEL_COLUMNS).map(|k| &row[&k]) {
+        let label_value = key(&options.label_column, &LABEL_COLUMNS).map(|k| &row[&k]);
+        // A label key that is present makes the source labelled even where it is null or `[]`
+        // (doccano's unlabelled review): that row then has no label, reported by its line.
+        labelled |= label_value.is_some();
+        let label = match label_value {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(Value::Number(n)) => Some(n.to_string()),
@@ -504,7 +643,6 @@ fn jsonl_rows(name: &str, text: &str, options: &ReadOptions, push: &mut Push) ->
             }
             Some(other) => return Err(bad(format!("a label must be a string or a number, found {other}"))),
         };
-        labelled |= label.is_some();
         push(i + 1, text, label)?;
     }
     Ok(labelled)
@@ -625,5 +763,133 @@ mod tests {
         }
         assert!(Format::from_name("x.xlsx").is_err());
         assert_eq!(Format::from_name("X.TXT").unwrap(), Format::Txt);
+    }
+
+    /// A UTF-8 file with a line pasted from a GBK one (issue 23): read whole as GB18030 its UTF-8
+    /// lines became "浠锋牸鍜岄厤缃…"; now it is an error naming the line, and GBK files still read.
+    #[test]
+    fn a_file_mixing_utf8_and_gbk_lines_is_an_error_naming_the_line_never_mojibake() {
+        let gbk = |s: &str| encoding_rs::GB18030.encode(s).0.into_owned();
+        let mut mixed = "价格和配置都很满意\nok\n".as_bytes().to_vec();
+        mixed.extend(gbk("物流太慢了，差评\n"));
+        mixed.extend("第三行也是 UTF-8\n".as_bytes());
+        let err = parse_records("mixed.txt", &mixed, &ReadOptions::default()).unwrap_err().to_string();
+        assert!(err.starts_with("mixed.txt:3: this line is not UTF-8, but line 1 is UTF-8 text"), "{err}");
+        assert!(err.contains("--encoding gb18030") && err.contains("Encoding menu"), "{err}");
+        assert!(!err.contains("浠锋牸"), "{err}");
+        // The UTF-8 line may come after the first line that is not.
+        let mut late = gbk("物流太慢了\n");
+        late.extend("价格和配置都很满意\n".as_bytes());
+        let err = decode("late.csv", &late, Encoding::Auto).unwrap_err().to_string();
+        assert!(err.starts_with("late.csv:1: this line is not UTF-8, but line 2 is UTF-8 text"), "{err}");
+        // Forced UTF-8 names the same line.
+        let err = decode("mixed.txt", &mixed, Encoding::Utf8).unwrap_err().to_string();
+        assert!(err.starts_with("mixed.txt:3: not valid utf-8 text"), "{err}");
+        // Whole GBK files are still detected, short lines that happen to be valid UTF-8 (谢谢!)
+        // and ASCII lines included: every review of the test split, saved as GBK, reads back.
+        let corpus = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/test.tsv")).unwrap();
+        let corpus = format!("{corpus}谢谢!\nok\n");
+        let decoded = decode("test-gbk.tsv", &gbk(&corpus), Encoding::Auto).unwrap();
+        assert_eq!((decoded.encoding, decoded.text == corpus), (Encoding::Gb18030, true));
+    }
+
+    /// One rule for file names (issue 23: the CLI read a CSV renamed .xlsx as text, classifying
+    /// its header, while the page refused it): the core decides for the CLI, Python and the page.
+    #[test]
+    fn one_rule_for_file_names_unknown_extensions_are_refused_naming_the_formats_and_the_option() {
+        for (name, format) in [
+            ("reviews.txt", Format::Txt),
+            ("reviews", Format::Txt),
+            ("-", Format::Txt),
+            ("<stdin>", Format::Txt),
+            ("dir.v2/reviews", Format::Txt),
+            (".reviews", Format::Txt),
+            ("C:\\data.d\\x.CSV", Format::Csv),
+            ("a.tab", Format::Tsv),
+            ("doccano.json", Format::Jsonl),
+            ("a.ndjson", Format::Jsonl),
+        ] {
+            assert_eq!(Format::from_name(name).unwrap(), format, "{name}");
+        }
+        let csv = "text,label\n很好,positive\n".as_bytes();
+        let err = parse_records("a.xlsx", csv, &ReadOptions::default()).unwrap_err().to_string();
+        assert!(err.starts_with("a.xlsx: unknown file format '.xlsx': xinsheng reads .txt"), "{err}");
+        for part in ["spreadsheet must be saved as CSV", "txt, tsv, csv, jsonl", "--format", "Format menu"] {
+            assert!(err.contains(part), "{part}: {err}");
+        }
+        assert!(!Format::from_name("a.bak").unwrap_err().to_string().contains("spreadsheet"));
+        let named = ReadOptions { format: Some("csv".parse().unwrap()), ..ReadOptions::default() };
+        let r = parse_records("a.xlsx", csv, &named).unwrap();
+        assert_eq!(
+            (texts(&r), r.records[0].label.as_deref()),
+            (vec!["很好"], Some("positive")),
+            "the header is no review"
+        );
+        for f in [Format::Txt, Format::Tsv, Format::Csv, Format::Jsonl] {
+            assert_eq!(f.name().parse::<Format>().unwrap(), f);
+            assert!(Format::NAMES.contains(f.name()));
+        }
+        assert!("xlsx".parse::<Format>().unwrap_err().to_string().contains("expected txt, tsv, csv, jsonl"));
+        let err = parse_records("a.json", b"[{\"text\": \"\xe5\xa5\xbd\"}]\n", &ReadOptions::default()).unwrap_err();
+        assert!(err.to_string().starts_with("a.json:1: malformed JSON line: a JSON array"), "{err}");
+    }
+
+    /// doccano's unlabelled review (`"label": []`) and its older `data` key (issue 23).
+    #[test]
+    fn doccano_rows_without_a_label_or_with_another_text_key_are_worded_by_what_they_lack() {
+        let jsonl = "{\"text\":\"很好\",\"label\":[\"正面\"]}\n{\"text\":\"一般\",\"label\":[]}\n";
+        let r = parse_records("d.jsonl", jsonl.as_bytes(), &ReadOptions::default()).unwrap();
+        assert!(r.labelled, "a label key makes the file labelled, even where a row's list is empty");
+        assert_eq!(r.records[1].label, None);
+        let err = crate::data::parse_examples_with("d.jsonl", jsonl.as_bytes(), &ReadOptions::default());
+        let err = err.unwrap_err().to_string();
+        assert!(err.starts_with("d.jsonl:2: missing label: this review has no label"), "{err}");
+        let unlabelled = "{\"text\":\"一般\",\"label\":[]}\n";
+        let err = crate::data::parse_examples("d.jsonl", unlabelled.as_bytes(), Format::Jsonl).unwrap_err().to_string();
+        assert!(err.starts_with("d.jsonl:1: missing label"), "not a missing label column: {err}");
+
+        let data = "{\"id\":7,\"data\":\"很好\",\"label\":[\"正面\"]}\n";
+        let err = parse_records("d.jsonl", data.as_bytes(), &ReadOptions::default()).unwrap_err().to_string();
+        assert!(err.starts_with("d.jsonl:1: no \"text\" key (nor review, content"), "{err}");
+        for part in ["the keys \"data\", \"id\", \"label\"", "--text-column", "Text column field"] {
+            assert!(err.contains(part), "{part}: {err}");
+        }
+        let body = ReadOptions { text_column: Some("body".into()), ..ReadOptions::default() };
+        let err = parse_records("d.jsonl", data.as_bytes(), &body).unwrap_err().to_string();
+        assert!(
+            err.starts_with("d.jsonl:1: no \"body\" key (the text column asked for); this line has the keys"),
+            "{err}"
+        );
+        let named = ReadOptions { text_column: Some("data".into()), ..ReadOptions::default() };
+        let r = parse_records("d.jsonl", data.as_bytes(), &named).unwrap();
+        assert_eq!((texts(&r), r.records[0].label.as_deref()), (vec!["很好"], Some("正面")));
+    }
+
+    /// The table the page's export is held to as well (tests/browser/files.test.mjs).
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_are_guarded_and_read_back_as_written() {
+        let table: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/files/formulas.json")).unwrap();
+        let cases: Vec<(&str, &str)> = table["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["text"].as_str().unwrap(), c["cell"].as_str().unwrap()))
+            .collect();
+        assert!(cases.len() >= 8);
+        for (text, cell) in &cases {
+            assert_eq!(csv_field(text), *cell, "{text:?}");
+        }
+        let mut csv = String::from("text,label\r\n");
+        for (cell, label) in cases.iter().map(|c| c.1).zip([csv_field("-1"), csv_field("=SUM(A1)")].iter().cycle()) {
+            csv += &format!("{cell},{label}\r\n");
+        }
+        let r = parse_records("export.csv", csv.as_bytes(), &ReadOptions::default()).unwrap();
+        assert_eq!(texts(&r), cases.iter().map(|c| c.0).collect::<Vec<_>>());
+        assert_eq!(r.records[0].label.as_deref(), Some("-1"));
+        assert_eq!(r.records[1].label.as_deref(), Some("=SUM(A1)"));
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field(" x"), "\" x\"");
+        assert_eq!(csv_field("0.5"), "0.5");
     }
 }
