@@ -9,12 +9,16 @@ import { download } from './ui.js';
 
 /**
  * `{records, encoding, skippedBlank, labelled}` of a file, read with the page's options: the
- * encoding menu and the columns/label map (the CLI's --encoding, --text-column,
- * --label-column and --label-map).
+ * encoding and format menus and the columns/label map (the CLI's --encoding, --format,
+ * --text-column, --label-column and --label-map). With the format menu on its default the
+ * core's one rule for names decides, as in the CLI: .txt, .tsv, .csv, .jsonl/.json, a name
+ * without an extension as .txt; any other extension is refused.
  */
 export function readFile(file) {
   const value = (id) => document.getElementById(id).value.trim() || undefined;
+  const format = value('format');
   return readReviews(file, {
+    format: format === 'auto' ? undefined : format,
     encoding: value('encoding'),
     textColumn: value('text-column'),
     labelColumn: value('label-column'),
@@ -22,9 +26,18 @@ export function readFile(file) {
   });
 }
 
-function csvField(value) {
-  const s = String(value ?? '');
-  return /[",\r\n]/.test(s) || s !== s.trim() ? `"${s.replace(/"/g, '""')}"` : s;
+/**
+ * One CSV field. A value that a spreadsheet would run as a formula (it starts, after any
+ * apostrophes, with = + - @ tab or CR: the OWASP CSV-injection rule) gets a leading ' and is
+ * quoted, so `=HYPERLINK(…)` shows as text; the core's CSV reader takes the ' off again, so an
+ * export re-imports as the texts it came from. The same rule as `csv_field` in
+ * crates/xinsheng-core/src/input.rs; tests/fixtures/files/formulas.json holds both to one table.
+ */
+export function csvField(value) {
+  let s = String(value ?? '');
+  const guarded = /^'*[=+\-@\t\r]/.test(s);
+  if (guarded) s = `'${s}`;
+  return guarded || /[",\r\n]/.test(s) || s !== s.trim() ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
 /** The classified rows as CSV: text, label, score, p_LABEL per label, corrected. */
