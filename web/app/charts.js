@@ -54,16 +54,28 @@ export function barChart(el, { height = 180, color = COLORS[0] } = {}) {
   };
 }
 
-/** The loss and accuracy of fine-tuning, step by step: returns `update(points)`. */
+/** Tick steps for a count (training steps): whole numbers only, never 2.5. */
+const WHOLE_INCREMENTS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10_000, 20_000, 50_000, 100_000];
+
+/**
+ * The loss and accuracy of fine-tuning, step by step: returns `update(points)`. The legend
+ * names the two series (not the step, whose value a static legend has none of); the step axis
+ * ticks whole steps.
+ */
 export function trainingChart(el, { loss, accuracy, step }) {
   const plot = new uPlot(
     {
       width: width(el, 640),
       height: 180,
       cursor: { show: false },
-      scales: { x: { time: false }, loss: { range: (u, min, max) => [0, Math.max(max, 1e-6) * 1.05] }, acc: { range: [0, 1] } },
+      legend: { live: false },
+      scales: {
+        x: { time: false, range: (u, min, max) => [1, Math.max(2, max ?? 2)] },
+        loss: { range: (u, min, max) => [0, Math.max(max, 1e-6) * 1.05] },
+        acc: { range: [0, 1] },
+      },
       axes: [
-        { label: step },
+        { label: step, incrs: WHOLE_INCREMENTS, values: (u, ticks) => ticks.map((v) => String(Math.round(v))) },
         { scale: 'loss', label: loss, size: 50 },
         { scale: 'acc', side: 1, label: accuracy, grid: { show: false }, size: 50 },
       ],
