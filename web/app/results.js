@@ -7,6 +7,9 @@ import { t, labelName } from './i18n.js';
 
 export const PAGE_SIZE = 100;
 
+/** The key that picks each label of a focused row, in label order: 1–9, then 0 for the tenth. */
+export const KEYS = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '0'];
+
 const ORDERS = {
   input: null,
   review: (a, b) => a.margin - b.margin || a.index - b.index,
@@ -72,7 +75,11 @@ export function renderResults({ streaming = false } = {}) {
     streaming &&
     body.rows.length === visible.length &&
     visible.every((row, i) => body.rows[i].dataset.row === String(row.index));
-  if (!same) body.replaceChildren(...visible.map((row) => renderRow(row, labels)));
+  if (!same) {
+    const kept = focusedRow(body);
+    body.replaceChildren(...visible.map((row) => renderRow(row, labels)));
+    restoreFocus(body, kept);
+  }
   $('results').hidden = state.rows.length === 0;
   $('results-tools').hidden = state.rows.length === 0;
   const count = $('result-count');
@@ -95,7 +102,7 @@ function renderRow(row, labels) {
       class: corrected?.label === l ? 'choice chosen' : 'choice',
       'aria-pressed': String(corrected?.label === l),
       dataset: { label: l },
-      text: `${k + 1} ${labelName(l)}`,
+      text: k < KEYS.length ? `${KEYS[k]} ${labelName(l)}` : labelName(l),
       onclick: () => correct(row.index, l),
     }),
   );
@@ -143,6 +150,34 @@ export function renderReview(index) {
   highlight(cell, state.rows[index]);
 }
 
+/**
+ * Where the keyboard is in the table before a redraw: the focused row (or a control in it) and
+ * its position, so that a redraw (a correction, an undo, a correction that moves the row out of
+ * the filter) does not drop the focus to the page body.
+ */
+function focusedRow(body) {
+  const active = document.activeElement;
+  if (active === $('results')) return { row: null, position: 0, label: null }; // the view was empty
+  const tr = active?.closest?.('tr');
+  if (!tr || tr.parentNode !== body) return null;
+  return { row: tr.dataset.row, position: tr.sectionRowIndex, label: active === tr ? null : (active.dataset.label ?? null) };
+}
+
+/** Puts the focus back on the same row, else on the row now at its place (the next one), else the last. */
+function restoreFocus(body, kept) {
+  if (!kept) return;
+  const same = [...body.rows].find((tr) => tr.dataset.row === kept.row);
+  const tr = same ?? body.rows[Math.min(kept.position, body.rows.length - 1)];
+  if (!tr) {
+    // Nothing left in the view: the table keeps the keyboard, so u still undoes.
+    $('results').tabIndex = -1;
+    $('results').focus();
+    return;
+  }
+  const control = same && kept.label !== null ? [...tr.querySelectorAll('.choice')].find((b) => b.dataset.label === kept.label) : null;
+  (control ?? tr).focus();
+}
+
 /** The rows on the visible page, in order. */
 export function visibleIndices() {
   return [...document.querySelectorAll('#results tbody tr')].map((tr) => Number(tr.dataset.row));
@@ -154,8 +189,8 @@ function onRowKey(ev, index) {
   if (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') {
     rows[at + (ev.key === 'ArrowDown' ? 1 : -1)]?.focus();
     ev.preventDefault();
-  } else if (/^[1-9]$/.test(ev.key)) {
-    const label = allLabels()[Number(ev.key) - 1];
+  } else if (KEYS.includes(ev.key) && !ev.ctrlKey && !ev.metaKey && !ev.altKey) {
+    const label = allLabels()[KEYS.indexOf(ev.key)];
     if (label) {
       correct(index, label);
       ev.preventDefault();
