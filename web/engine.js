@@ -7,7 +7,8 @@
 //   request  {id, op, args}
 //   replies  {id, kind: 'event', value}            zero or more, e.g. fine-tuning progress
 //            {id, kind: 'result', value}            exactly one of these two ends the call
-//            {id, kind: 'error', error: {name, message}}
+//            {id, kind: 'error', error: {name, message, code?, values?}}
+//                (code and values: the core's stable code of the fault, for the page's own wording)
 // Large byte arrays travel as transferables, never copied twice.
 
 import init, { Engine, initWebgpu, loadWordDictionary, parseFile } from './xinsheng-web.js';
@@ -315,7 +316,8 @@ export function serve(post) {
       if (value instanceof Transfer) post({ id, kind: 'result', value: value.value }, [value.value.buffer]);
       else post({ id, kind: 'result', value });
     } catch (e) {
-      post({ id, kind: 'error', error: { name: e?.name ?? 'Error', message: messageOf(e) } });
+      const coded = typeof e?.code === 'string' ? { code: e.code, values: { ...e.values } } : {};
+      post({ id, kind: 'error', error: { name: e?.name ?? 'Error', message: messageOf(e), ...coded } });
     }
   };
 }

@@ -124,7 +124,11 @@ class Remote {
     }
     this.#calls.delete(id);
     if (kind === 'result') call.resolve(value);
-    else call.reject(Object.assign(new Error(error.message), { name: error.name }));
+    else {
+      // A fault with a stable code (the core's file reader) keeps it: `code` and `values`.
+      const coded = error.code ? { code: error.code, values: error.values ?? {} } : {};
+      call.reject(Object.assign(new Error(error.message), { name: error.name }, coded));
+    }
   }
 
   #failAll(error) {
@@ -234,7 +238,9 @@ function abortError(signal) {
  * 'utf-16le' | 'utf-16be'), `textColumn` and `labelColumn` (default: the first of text, review,
  * content, … and of label, sentiment, …), `labelMap` ('1=positive,0=negative'). Resolves to
  * `{format, encoding, labelled, records: [{line, text, label?}], skippedBlank}`; rejects with
- * `file:line: what is wrong`.
+ * an Error whose message is `file:line: what is wrong` and whose `code` ('no-text-column',
+ * 'not-utf8-or-gb18030', …: the core's `error::Code`) and `values` (`{file, line, …}`) let an
+ * interface word the fault in its own language.
  */
 export async function readReviews(file, options = {}) {
   const name = file.name ?? 'input';

@@ -46,3 +46,23 @@ test('both languages hold the same keys with the same {placeholders}', () => {
     assert.deepEqual(names(STRINGS.en[key]), names(STRINGS.zh[key]), `placeholders of '${key}'`);
   }
 });
+
+// The page words the core's faults by their stable code (errorText in web/app/ui.js looks up
+// `err-<code>`); every code the core's data errors and the browser crate give has both strings.
+test('every error code from the core has its wording in Chinese and in English', () => {
+  const rust = [
+    ...readdirSync(join(ROOT, 'crates/xinsheng-core/src'))
+      .filter((f) => f.endsWith('.rs'))
+      .map((f) => read(`crates/xinsheng-core/src/${f}`)),
+    read('crates/xinsheng-web/src/lib.rs'),
+  ];
+  const codes = new Set();
+  for (const source of rust) {
+    for (const [, code] of source.matchAll(/\b(?:with_code|set_code)\(\s*(?:&\w+,\s*)?"([a-z0-9-]+)"/g)) codes.add(code);
+  }
+  assert.ok(codes.has('no-text-column') && codes.size >= 15, `found only ${[...codes]}: the scan is broken`);
+  for (const lang of ['zh', 'en']) {
+    const missing = [...codes].filter((code) => !(`err-${code}` in STRINGS[lang]));
+    assert.deepEqual(missing, [], `${lang} lacks the wording of these codes`);
+  }
+});

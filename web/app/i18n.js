@@ -49,6 +49,9 @@ export function t(key, vars = {}) {
   return template.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? `{${name}}`));
 }
 
+/** Whether either table has `key` (for keys made at run time, such as an error's `err-<code>`). */
+export const hasString = (key) => key in STRINGS[lang] || key in STRINGS.zh;
+
 /** How a label key is shown (positive → 正面 in Chinese); exports and the API keep the key. */
 export function labelName(label) {
   return LABEL_NAMES[lang][label] ?? label;

@@ -1,9 +1,25 @@
 // Small DOM helpers shared by the page's modules. User text goes into the DOM through
 // textContent only, never as HTML.
 
+import { t, hasString } from './i18n.js';
+
 export const $ = (id) => document.getElementById(id);
 
-export const errorText = (e) => (e instanceof Error ? e.message : String(e));
+/**
+ * What went wrong, in the page's language. A fault that carries a stable `code` (the core's
+ * file reader: `xinsheng_core::error::Code`, through readReviews) is worded by the string
+ * `err-<code>`, filled from its `values` and `{at}` (the file, and the line when known); any
+ * other error, or a code the tables lack, shows its own message.
+ */
+export function errorText(e) {
+  const code = typeof e?.code === 'string' ? e.code : null;
+  if (code && hasString(`err-${code}`)) {
+    const values = { ...e.values };
+    values.at = values.line ? t('errAtLine', values) : (values.file ?? '');
+    return t(`err-${code}`, values);
+  }
+  return e instanceof Error ? e.message : String(e);
+}
 
 /** `message` in the status line; `kind` 'error' or 'info'; an empty message hides it. */
 export function showStatus(message, kind = 'error') {

@@ -16,7 +16,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NO_VALUES, Result};
 
 /// The character encoding of a text source.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,7 +111,8 @@ pub fn decode(name: &str, bytes: &[u8], encoding: Encoding) -> Result<Decoded> {
                                  encoding ({}; --encoding, or the page's Encoding menu)",
                                 Encoding::NAMES
                             ),
-                        )),
+                        )
+                        .with_code("not-utf8-or-gb18030", [("encodings", Encoding::NAMES)])),
                     };
                 }
             },
@@ -137,7 +138,8 @@ pub fn decode(name: &str, bytes: &[u8], encoding: Encoding) -> Result<Decoded> {
                 chosen.name(),
                 Encoding::NAMES
             ),
-        ));
+        )
+        .with_code("not-in-encoding", [("encoding", chosen.name()), ("encodings", Encoding::NAMES)]));
     }
     checked(name, text, chosen)
 }
@@ -165,6 +167,7 @@ fn mixed_encodings(name: &str, bad: usize, utf8: usize) -> Error {
              or the page's Encoding menu)"
         ),
     )
+    .with_code("mixed-encodings", [("utf8_line", utf8)])
 }
 
 fn encoding_of(codec: &'static encoding_rs::Encoding) -> Encoding {
@@ -184,7 +187,8 @@ fn checked(name: &str, mut text: String, encoding: Encoding) -> Result<Decoded> 
             name,
             Some(line),
             "this looks like a binary file (it contains NUL bytes), not text: export it as CSV, TSV, JSONL or plain text",
-        ));
+        )
+        .with_code("binary-file", NO_VALUES));
     }
     if text.starts_with('\u{FEFF}') {
         text.drain(..'\u{FEFF}'.len_utf8());
@@ -245,7 +249,8 @@ impl Format {
                          name, rename it or name its format ({}: --format, format= in Python, or the page's Format menu)",
                         Format::NAMES
                     ),
-                ))
+                )
+                .with_code("unknown-format", [("extension", ext.clone()), ("formats", Format::NAMES.to_string())]))
             }
         }
     }
@@ -403,7 +408,12 @@ pub fn parse_records(name: &str, bytes: &[u8], options: &ReadOptions) -> Result<
     let text = decoded.text.as_str();
     if text.trim().is_empty() {
         let header = if matches!(format, Format::Txt) { "" } else { "a header row and " };
-        return Err(Error::data(name, None, format!("the file is empty: expected {header}at least one review")));
+        let error = Error::data(name, None, format!("the file is empty: expected {header}at least one review"));
+        return Err(if header.is_empty() {
+            error.with_code("empty-file", NO_VALUES)
+        } else {
+            error.with_code("empty-table", NO_VALUES)
+        });
     }
     let mut out =
         Records { format, encoding: decoded.encoding, labelled: false, records: Vec::new(), skipped_blank: 0 };
@@ -415,9 +425,10 @@ pub fn parse_records(name: &str, bytes: &[u8], options: &ReadOptions) -> Result<
         }
         let mut label = label.map(|l| l.trim().to_string()).filter(|l| !l.is_empty());
         if let (Some(l), false) = (&label, map.is_empty()) {
-            let mapped = map
-                .get(l)
-                .ok_or_else(|| Error::data(name, Some(line), format!("label '{l}' is not in the label map ({map})")))?;
+            let mapped = map.get(l).ok_or_else(|| {
+                Error::data(name, Some(line), format!("label '{l}' is not in the label map ({map})"))
+                    .with_code("label-not-in-map", [("label", l.to_string()), ("map", map.to_string())])
+            })?;
             label = Some(mapped.to_string());
         }
         out.records.push(Record { line, text, label });
@@ -440,7 +451,8 @@ pub fn parse_records(name: &str, bytes: &[u8], options: &ReadOptions) -> Result<
             0 => String::new(),
             n => format!(" ({n} blank rows skipped)"),
         };
-        return Err(Error::data(name, None, format!("no reviews found: the file has no non-blank text{blank}")));
+        return Err(Error::data(name, None, format!("no reviews found: the file has no non-blank text{blank}"))
+            .with_code("no-reviews", [("blank", out.skipped_blank)]));
     }
     Ok(out)
 }
@@ -465,6 +477,13 @@ fn header_columns(name: &str, header: &[&str], options: &ReadOptions) -> Result<
             ),
         )
     };
+    let missing = |what: &str, col: &str| {
+        let values = [("column", col.to_string()), ("found", header.join(", "))];
+        match what {
+            "text" => missing(what, col).with_code("no-text-column-named", values),
+            _ => missing(what, col).with_code("no-label-column-named", values),
+        }
+    };
     let text = match &options.text_column {
         Some(col) => find(col).ok_or_else(|| missing("text", col))?,
         None => TEXT_COLUMNS.iter().find_map(|c| find(c)).ok_or_else(|| {
@@ -477,6 +496,7 @@ fn header_columns(name: &str, header: &[&str], options: &ReadOptions) -> Result<
                     TEXT_COLUMNS.join(", ")
                 ),
             )
+            .with_code("no-text-column", [("columns", TEXT_COLUMNS.join(", ")), ("found", header.join(", "))])
         })?,
     };
     let label = match &options.label_column {
@@ -507,6 +527,14 @@ fn tsv_rows(name: &str, text: &str, options: &ReadOptions, push: &mut Push) -> R
                     header.join("<TAB>"),
                     fields.len()
                 ),
+            )
+            .with_code(
+                "tsv-columns",
+                [
+                    ("expected", header.len().to_string()),
+                    ("columns", header.join(", ")),
+                    ("count", fields.len().to_string()),
+                ],
             ));
         }
         // A stray tab inside the text (the last column) belongs to the text.
@@ -520,10 +548,13 @@ fn tsv_rows(name: &str, text: &str, options: &ReadOptions, push: &mut Push) -> R
 fn csv_rows(name: &str, text: &str, options: &ReadOptions, push: &mut Push) -> Result<bool> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(text.as_bytes());
     let line_of = |e: &csv::Error| e.position().map(|p| p.line() as usize);
-    let header = reader.headers().map_err(|e| Error::data(name, line_of(&e), e.to_string()))?.clone();
+    let malformed = |e: &csv::Error, message: String| {
+        Error::data(name, line_of(e), message).with_code("malformed-csv", [("detail", e.to_string())])
+    };
+    let header = reader.headers().map_err(|e| malformed(&e, e.to_string()))?.clone();
     let (text_col, label_col) = header_columns(name, &header.iter().collect::<Vec<_>>(), options)?;
     for record in reader.records() {
-        let record = record.map_err(|e| Error::data(name, line_of(&e), format!("malformed CSV: {e}")))?;
+        let record = record.map_err(|e| malformed(&e, format!("malformed CSV: {e}")))?;
         let line = record.position().map_or(0, |p| record_line(text.as_bytes(), p.byte() as usize));
         push(line, unguarded(&record[text_col]).to_string(), label_col.map(|c| unguarded(&record[c]).to_string()))?;
     }
@@ -585,15 +616,20 @@ fn jsonl_rows(name: &str, text: &str, options: &ReadOptions, push: &mut Push) ->
                 format!("{what}; expected {{\"text\": \"…\", \"label\": \"…\"}} on each line"),
             )
         };
+        let bad_label = |found: &Value| {
+            bad(format!("a label must be a string or a number, found {found}"))
+                .with_code("bad-label", [("found", found.to_string())])
+        };
         if line.trim_start().starts_with('[') {
             return Err(bad(
                 "malformed JSON line: a JSON array, where each line must be one JSON object (JSON Lines); a file that \
                  is one array of objects can be rewritten one object per line, e.g. with jq -c '.[]'"
                     .into(),
-            ));
+            )
+            .with_code("json-array-line", NO_VALUES));
         }
-        let row: serde_json::Map<String, Value> =
-            serde_json::from_str(line).map_err(|e| bad(format!("malformed JSON line ({e})")))?;
+        let row: serde_json::Map<String, Value> = serde_json::from_str(line)
+            .map_err(|e| bad(format!("malformed JSON line ({e})")).with_code("malformed-json", [("detail", &e)]))?;
         let key = |wanted: &Option<String>, defaults: &[&str]| -> Option<String> {
             let names: Vec<&str> = match wanted {
                 Some(w) => vec![w.as_str()],
@@ -616,12 +652,20 @@ fn jsonl_rows(name: &str, text: &str, options: &ReadOptions, push: &mut Push) ->
                     TEXT_COLUMNS[1..].join(", ")
                 ),
             };
-            Error::data(name, Some(i + 1), message)
+            let keys = row.keys().cloned().collect::<Vec<_>>().join(", ");
+            let error = Error::data(name, Some(i + 1), message);
+            match &options.text_column {
+                Some(wanted) => error.with_code("no-text-key-named", [("key", wanted.clone()), ("keys", keys)]),
+                None => error.with_code("no-text-key", [("keys", keys), ("columns", TEXT_COLUMNS.join(", "))]),
+            }
         })?;
         let text = match &row[&text_key] {
             Value::String(s) => s.clone(),
             Value::Null => String::new(),
-            other => return Err(bad(format!("\"{text_key}\" must be a string, found {other}"))),
+            other => {
+                return Err(bad(format!("\"{text_key}\" must be a string, found {other}"))
+                    .with_code("text-not-string", [("key", text_key.clone()), ("found", other.to_string())]));
+            }
         };
         let label_value = key(&options.label_column, &LABEL_COLUMNS).map(|k| &row[&k]);
         // A label key that is present makes the source labelled even where it is null or `[]`
@@ -636,12 +680,16 @@ fn jsonl_rows(name: &str, text: &str, options: &ReadOptions, push: &mut Push) ->
             Some(Value::Array(list)) if list.len() == 1 => match &list[0] {
                 Value::String(s) => Some(s.clone()),
                 Value::Number(n) => Some(n.to_string()),
-                other => return Err(bad(format!("a label must be a string or a number, found {other}"))),
+                other => return Err(bad_label(other)),
             },
             Some(Value::Array(list)) => {
-                return Err(bad(format!("{} labels {list:?} on one review; give it exactly one", list.len())));
+                return Err(bad(format!("{} labels {list:?} on one review; give it exactly one", list.len()))
+                    .with_code(
+                        "many-labels",
+                        [("count", list.len().to_string()), ("labels", Value::Array(list.clone()).to_string())],
+                    ));
             }
-            Some(other) => return Err(bad(format!("a label must be a string or a number, found {other}"))),
+            Some(other) => return Err(bad_label(other)),
         };
         push(i + 1, text, label)?;
     }

@@ -66,16 +66,41 @@ pub fn load_word_dictionary(text: &[u8]) -> Result<(), JsError> {
 /// extension), `encoding: "auto"|"utf-8"|"gb18030"|"utf-16le"|"utf-16be"`, `textColumn`,
 /// `labelColumn`, `labelMap: "1=positive,0=negative"}`. Returns
 /// `{format, encoding, labelled, records: [{line, text, label?}], skippedBlank}`; errors name
-/// the file and line.
+/// the file and line, and carry the core's stable `code` and its `values` (see
+/// [`coded_error`]) so that the page can word them in its own language.
 #[wasm_bindgen(js_name = parseFile)]
-pub fn parse_file(name: &str, bytes: &[u8], options: JsValue) -> Result<JsValue, JsError> {
+pub fn parse_file(name: &str, bytes: &[u8], options: JsValue) -> Result<JsValue, JsValue> {
     use xinsheng_core::input::{ReadOptions, parse_records};
     let options: ReadOptions = if options.is_undefined() || options.is_null() {
         ReadOptions::default()
     } else {
-        serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("file options: {e}")))?
+        serde_wasm_bindgen::from_value(options).map_err(|e| {
+            let error = js_sys::Error::new(&format!("file options: {e}"));
+            set_code(&error, "bad-file-options", &std::collections::BTreeMap::from([("detail", e.to_string())]));
+            JsValue::from(error)
+        })?
     };
-    to_js(&parse_records(name, bytes, &options).map_err(js_error)?)
+    let records = parse_records(name, bytes, &options).map_err(|e| coded_error(&e))?;
+    Ok(to_js(&records)?)
+}
+
+/// The core's error as a JS `Error`: `message` is the core's (English) message; when the error
+/// has a [`xinsheng_core::error::Code`], `code` is its stable name and `values` its values
+/// (`{file, line?, …}`, all strings), which the page words from its string tables.
+fn coded_error(e: &xinsheng_core::Error) -> JsValue {
+    let error = js_sys::Error::new(&e.to_string());
+    if let Some(code) = e.code() {
+        set_code(&error, code.code, &code.values);
+    }
+    error.into()
+}
+
+fn set_code(error: &js_sys::Error, code: &str, values: &std::collections::BTreeMap<&'static str, String>) {
+    // Setting a property on a fresh Error object cannot fail.
+    let _ = js_sys::Reflect::set(error, &"code".into(), &code.into());
+    if let Ok(values) = to_js(values) {
+        let _ = js_sys::Reflect::set(error, &"values".into(), &values);
+    }
 }
 
 fn device_for(backend: &str) -> Result<Device, JsError> {
