@@ -175,11 +175,24 @@ function flows(backend) {
     await context.close();
   });
 
+  test('highlighting shows the review as written, each weight on its own characters', async () => {
+    const { page, context, errors } = await openPage(session.browser, demo());
+    await ready(page);
+    const text = 'iPhone很好用ＡＢＣ①，物流ＯＫ！';
+    await classify(page, [text]);
+    await page.waitForSelector('#results tbody tr .review .tok');
+    assert.equal(await page.textContent('#results tbody tr .review'), text);
+    const marked = await page.$$eval('#results tbody tr .review .tok', (spans) => spans.map((s) => s.textContent));
+    assert.deepEqual(marked, ['iPhone', '很', '好', '用', 'ＡＢＣ①', '，', '物', '流', 'ＯＫ', '！']);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
   test('the page at / with no options finishes loading and classifies', async () => {
     const { page, context, errors } = await openPage(session.browser, session.server.url);
     await ready(page);
     const badge = await page.textContent('#backend');
-    assert.match(badge, backend === 'webgpu' ? /运行于 WebGPU/ : /运行于 CPU（WebAssembly）— 此浏览器不支持 WebGPU/);
+    assert.match(badge, backend === 'webgpu' ? /运行于 WebGPU/ : /^运行于 CPU（WebAssembly）— (此浏览器不支持 WebGPU|浏览器支持 WebGPU，但没有可用的 GPU) · 内置模型/);
     assert.equal(await page.isDisabled('#classify'), false);
     const [native] = nativePredict(['质量太差了，用了两天就坏了']);
     assert.deepEqual(await classify(page, ['质量太差了，用了两天就坏了']), [native.label]);

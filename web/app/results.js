@@ -130,17 +130,50 @@ function renderRow(row, labels) {
   return tr;
 }
 
-/** Colours each token of a row by its occlusion weight, once the explanation has arrived. */
+/**
+ * Pieces of `text` to draw: `{text, weight?}` in order, covering every character the user
+ * wrote. Each token's weight lands on the characters it was read from (the core's `start` /
+ * `end`, in code points); tokens read from the same characters (NFKC makes "㈱" three tokens)
+ * add up; characters no token covers (spaces, the dropped middle of a long text) are plain.
+ * Without spans (a text whose normalisation cannot be traced) the tokens themselves are drawn.
+ */
+export function highlightPieces(text, tokens) {
+  if (!tokens.every((tok) => Number.isInteger(tok.start) && Number.isInteger(tok.end))) {
+    return tokens.map((tok) => ({ text: tok.token, weight: tok.weight, token: tok.token }));
+  }
+  const chars = Array.from(text);
+  const pieces = [];
+  let at = 0;
+  for (const tok of tokens) {
+    const last = pieces.at(-1);
+    if (last?.start === tok.start && last.end === tok.end) {
+      last.weight += tok.weight;
+      last.token += tok.token;
+      continue;
+    }
+    if (tok.start < at) continue; // overlaps what is drawn already: cannot happen for the core's spans
+    if (tok.start > at) pieces.push({ text: chars.slice(at, tok.start).join('') });
+    pieces.push({ text: chars.slice(tok.start, tok.end).join(''), weight: tok.weight, token: tok.token, start: tok.start, end: tok.end });
+    at = tok.end;
+  }
+  if (at < chars.length) pieces.push({ text: chars.slice(at).join('') });
+  return pieces;
+}
+
+/** Colours the characters of a row by their tokens' occlusion weight, once the explanation has arrived. */
 function highlight(cell, row) {
   if (!cell || !row?.tokens) return;
-  const max = Math.max(1e-6, ...row.tokens.map((tok) => Math.abs(tok.weight)));
-  const spans = row.tokens.map((tok) => {
-    const strength = Math.min(1, Math.abs(tok.weight) / max);
-    const span = el('span', { class: tok.weight >= 0 ? 'tok pro' : 'tok con', text: tok.token, title: tok.weight.toFixed(3) });
+  const pieces = highlightPieces(row.text, row.tokens);
+  const max = Math.max(1e-6, ...pieces.filter((p) => p.weight !== undefined).map((p) => Math.abs(p.weight)));
+  const nodes = pieces.map((piece) => {
+    if (piece.weight === undefined) return document.createTextNode(piece.text);
+    const strength = Math.min(1, Math.abs(piece.weight) / max);
+    const title = piece.token === piece.text ? piece.weight.toFixed(3) : `${piece.token} · ${piece.weight.toFixed(3)}`;
+    const span = el('span', { class: piece.weight >= 0 ? 'tok pro' : 'tok con', text: piece.text, title });
     span.style.setProperty('--w', strength.toFixed(2));
     return span;
   });
-  cell.replaceChildren(...spans);
+  cell.replaceChildren(...nodes);
   cell.title = row.text;
 }
 

@@ -37,8 +37,17 @@ pub fn encode_tokens(vocab: &Vocab, tokens: &[String]) -> Vec<usize> {
 /// One token of an explained text and its importance for the predicted label.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TokenWeight {
+    /// The token as the model reads it (normalised: "ＡＢＣ" is "abc").
     pub token: String,
+    /// How much the predicted label's probability falls when this token is occluded.
     pub weight: f32,
+    /// The characters of the original text the token came from, `start..end` in Unicode
+    /// scalar values ([`crate::tokenizer::SpannedToken::span`]): what a display highlights.
+    /// Absent (serialised as no field) only where the text's normalisation cannot be traced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<usize>,
 }
 
 pub struct Classifier {
@@ -107,7 +116,9 @@ impl Classifier {
 
     /// The inputs [`Classifier::explain`] scores; the browser scores them asynchronously.
     pub fn occlusion(&self, text: &str) -> Occlusion {
-        let tokens = self.tokens(text);
+        let spanned = self.bundle.manifest.tokenizer.tokenize_spans(text);
+        let spans = spanned.iter().map(|s| s.span).collect();
+        let tokens: Vec<String> = spanned.into_iter().map(|s| s.token).collect();
         let ids = encode_tokens(&self.bundle.manifest.vocab, &tokens);
         let mut variants = vec![ids.clone()];
         if !tokens.is_empty() {
@@ -117,7 +128,7 @@ impl Classifier {
                 occluded
             }));
         }
-        Occlusion { tokens, variants }
+        Occlusion { tokens, spans, variants }
     }
 
     pub fn prediction(&self, probs: &[f32]) -> Prediction {
@@ -176,6 +187,8 @@ pub fn scatter_rows(out: &mut [Vec<f32>], chunk: &[usize], flat: &[f32]) {
 /// each token in turn replaced by `<unk>`.
 pub struct Occlusion {
     pub tokens: Vec<String>,
+    /// Each token's span of the original text (see [`TokenWeight::start`]).
+    pub spans: Vec<Option<(usize, usize)>>,
     pub variants: Vec<Vec<usize>>,
 }
 
@@ -187,8 +200,14 @@ impl Occlusion {
         let weights = self
             .tokens
             .into_iter()
+            .zip(self.spans)
             .zip(&probs[1..])
-            .map(|(token, p)| TokenWeight { token, weight: probs[0][class] - p[class] })
+            .map(|((token, span), p)| TokenWeight {
+                token,
+                weight: probs[0][class] - p[class],
+                start: span.map(|(start, _)| start),
+                end: span.map(|(_, end)| end),
+            })
             .collect();
         (prediction, weights)
     }

@@ -133,6 +133,91 @@ impl Tokenizer {
     }
 }
 
+/// A token and the characters of the original (un-normalised) text it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpannedToken {
+    pub token: String,
+    /// Where the token's characters are in the text given to [`Tokenizer::tokenize_spans`]:
+    /// `start..end` in Unicode scalar values (Python's `str` indices; in JavaScript,
+    /// `Array.from(text).slice(start, end)`). `None` for every token of the rare text whose
+    /// normalisation cannot be traced back character by character (see
+    /// [`Tokenizer::tokenize_spans`]). Tokens made from one character (NFKC turns "㈱" into
+    /// "(株)") share its span.
+    pub span: Option<(usize, usize)>,
+}
+
+impl Tokenizer {
+    /// [`Tokenizer::tokenize`]'s tokens (the very same list), each with the span of the
+    /// original text it was read from, so that a display can weigh the characters the user
+    /// wrote ("ＡＢＣ①") rather than their normalised form ("abc1").
+    ///
+    /// The spans come from normalising the text piece by piece (a character with the
+    /// combining marks after it); where that differs from normalising it whole, which NFKC
+    /// allows only for a few scripts' composing sequences (conjoining Hangul jamo, some Indic
+    /// vowel signs), every span is `None`.
+    pub fn tokenize_spans(&self, text: &str) -> Vec<SpannedToken> {
+        let tokens = self.tokenize(text);
+        let spans = self.spans(text, &tokens);
+        let spans = spans.unwrap_or_else(|| vec![None; tokens.len()]);
+        tokens.into_iter().zip(spans).map(|(token, span)| SpannedToken { token, span }).collect()
+    }
+
+    /// The source span of each of `tokens` (the result of `self.tokenize(text)`), or `None`
+    /// where they cannot be traced.
+    fn spans(&self, text: &str, tokens: &[String]) -> Option<Vec<Option<(usize, usize)>>> {
+        // The same window as `tokenize`, kept as character ranges of the original text.
+        let window = self.max_len.saturating_mul(8);
+        let count = text.chars().count();
+        let ranges: Vec<(usize, usize)> =
+            if count > 2 * window { vec![(0, window), (count - window, count)] } else { vec![(0, count)] };
+        let chars: Vec<char> = text.chars().collect();
+        // The normalised text, each of its characters tagged with the original character
+        // range (a piece: a character and the combining marks that follow it) it came from.
+        let mut normalised = String::new();
+        let mut origin: Vec<(usize, usize)> = Vec::new();
+        for &(from, to) in &ranges {
+            let mut i = from;
+            while i < to {
+                let mut j = i + 1;
+                while j < to && is_combining(chars[j]) {
+                    j += 1;
+                }
+                let piece: String = chars[i..j].iter().collect();
+                for c in normalize(&piece).chars() {
+                    normalised.push(c);
+                    origin.push((i, j));
+                }
+                i = j;
+            }
+        }
+        let whole: String = ranges.iter().flat_map(|&(a, b)| chars[a..b].iter()).collect();
+        if normalised != normalize(&whole) {
+            return None;
+        }
+        // Find the tokens in order in the normalised text (each is a substring of it, apart
+        // from jieba's trimming, which only removes whitespace around a word).
+        let norm_chars: Vec<char> = normalised.chars().collect();
+        let mut cursor = 0;
+        let mut out = Vec::with_capacity(tokens.len());
+        for token in tokens {
+            let want: Vec<char> = token.chars().collect();
+            let at = (cursor..=norm_chars.len().saturating_sub(want.len()))
+                .find(|&k| norm_chars[k..k + want.len()] == want[..])?;
+            let (start, _) = origin[at];
+            let (_, end) = origin[at + want.len() - 1];
+            out.push(Some((start, end)));
+            cursor = at + want.len();
+        }
+        Some(out)
+    }
+}
+
+/// Whether `c` is a combining mark (a non-zero canonical combining class): it joins the
+/// character before it when the text is normalised.
+fn is_combining(c: char) -> bool {
+    unicode_normalization::char::canonical_combining_class(c) != 0 || is_default_ignorable(c)
+}
+
 fn char_tokens(text: &str) -> Vec<String> {
     let mut tokens = Vec::new();
     let mut run = String::new();
@@ -188,6 +273,40 @@ mod tests {
         for text in ["ＡＢＣ\u{0301}", "Å", "a\u{200B}\u{0301}", "ﬁ ＧＯＯＤ", "㍿"] {
             assert_eq!(normalize(&normalize(text)), normalize(text), "{text:?}");
         }
+    }
+
+    /// The characters of the original text under each token's span.
+    fn sources(t: &Tokenizer, text: &str) -> Vec<String> {
+        let chars: Vec<char> = text.chars().collect();
+        t.tokenize_spans(text).into_iter().map(|s| s.span.map_or(String::new(), |(a, b)| chars[a..b].iter().collect())).collect()
+    }
+
+    #[test]
+    fn spans_point_at_the_characters_the_user_wrote() {
+        let t = Tokenizer::new(TokenizerKind::Char, 100);
+        let text = "iPhone很好用ＡＢＣ①，物流ＯＫ！";
+        let spanned = t.tokenize_spans(text);
+        assert_eq!(spanned.iter().map(|s| s.token.clone()).collect::<Vec<_>>(), t.tokenize(text));
+        assert_eq!(sources(&t, text), ["iPhone", "很", "好", "用", "ＡＢＣ①", "，", "物", "流", "ＯＫ", "！"]);
+        // Invisible characters and combining marks stay with their neighbours; "㈱" gives three tokens, one span.
+        assert_eq!(sources(&t, "不\u{200B}好 e\u{0301}"), ["不\u{200B}", "好", "e\u{0301}"]);
+        assert_eq!(sources(&t, "㈱好"), ["㈱", "㈱", "㈱", "好"]);
+        let w = Tokenizer::new(TokenizerKind::Word, 100);
+        let text = "质量很好ＯＫ，推荐购买";
+        let words = sources(&w, text);
+        assert_eq!(words.concat(), text, "every character of a word text is under some word");
+        assert!(words.contains(&"质量".to_string()), "{words:?}");
+    }
+
+    #[test]
+    fn spans_of_long_texts_skip_the_dropped_middle() {
+        let t = Tokenizer::new(TokenizerKind::Char, 4);
+        let text = "一二三四五六七八";
+        let spans: Vec<_> = t.tokenize_spans(text).into_iter().map(|s| s.span).collect();
+        assert_eq!(spans, [Some((0, 1)), Some((1, 2)), Some((6, 7)), Some((7, 8))]);
+        let huge = "好".repeat(100) + "差";
+        let last = t.tokenize_spans(&huge).pop().unwrap();
+        assert_eq!((last.token.as_str(), last.span), ("差", Some((100, 101))));
     }
 
     #[test]
