@@ -152,23 +152,73 @@ async function fetchModel(url) {
 const DB_NAME = 'xinsheng';
 const STORE = 'models';
 
+/**
+ * An IndexedDB failure as an error that names it: `QuotaExceededError` when this site's share
+ * of the browser's storage is full (a full quota aborts the transaction), else `StorageError`.
+ */
+function storageError(cause, doing) {
+  const detail = cause?.message || cause?.name || 'unknown error';
+  const full = cause?.name === 'QuotaExceededError';
+  const error = new Error(
+    full
+      ? `browser storage is full: ${doing} failed (${detail}); free some space or export the model`
+      : `IndexedDB: ${doing} failed (${detail})`,
+  );
+  error.name = full ? 'QuotaExceededError' : 'StorageError';
+  return error;
+}
+
+/** Opens the model store; settles on success, error and blocked alike. */
 function openDb() {
   return new Promise((resolve, reject) => {
-    const request = indexedDB.open(DB_NAME, 1);
+    let request;
+    try {
+      request = indexedDB.open(DB_NAME, 1);
+    } catch (e) {
+      reject(storageError(e, 'opening the model store')); // no IndexedDB here at all
+      return;
+    }
+    let settled = false;
     request.onupgradeneeded = () => request.result.createObjectStore(STORE);
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(new Error(`IndexedDB: ${request.error?.message ?? 'cannot open'}`));
+    request.onsuccess = () => {
+      if (settled) request.result.close(); // we gave up on it while it was blocked
+      else resolve(request.result);
+      settled = true;
+    };
+    request.onerror = (event) => {
+      event.preventDefault();
+      settled = true;
+      reject(storageError(request.error, 'opening the model store'));
+    };
+    request.onblocked = () => {
+      settled = true;
+      reject(storageError(new Error('another tab keeps an older version of it open'), 'opening the model store'));
+    };
   });
 }
 
-async function dbRequest(mode, run) {
+/**
+ * Runs one request in its own transaction and settles when the transaction does: its result
+ * once committed, else a named error (the request failed, the transaction aborted — a full
+ * quota aborts at commit — or the database was closed under it).
+ */
+async function dbRequest(mode, run, doing) {
   const db = await openDb();
   try {
     return await new Promise((resolve, reject) => {
-      const tx = db.transaction(STORE, mode);
-      const request = run(tx.objectStore(STORE));
+      let tx;
+      let request;
+      try {
+        tx = db.transaction(STORE, mode);
+        request = run(tx.objectStore(STORE));
+      } catch (e) {
+        reject(storageError(e, doing));
+        return;
+      }
       tx.oncomplete = () => resolve(request.result);
-      tx.onerror = () => reject(new Error(`IndexedDB: ${tx.error?.message ?? 'transaction failed'}`));
+      tx.onerror = () => reject(storageError(request.error ?? tx.error, doing));
+      tx.onabort = () => reject(storageError(tx.error ?? request.error ?? new Error('the transaction was aborted'), doing));
+      db.onclose = () => reject(storageError(new Error('the browser closed the database'), doing));
     });
   } finally {
     db.close();
@@ -232,7 +282,7 @@ const ops = {
   },
 
   async restore({ key, backend = 'auto', url }) {
-    const saved = await dbRequest('readonly', (store) => store.get(key));
+    const saved = await dbRequest('readonly', (store) => store.get(key), `reading the saved model '${key}'`);
     if (!saved) return null;
     const { engine, choice } = await open('model bytes', new Uint8Array(saved.bytes), backend);
     const handle = nextHandle++;
@@ -242,7 +292,7 @@ const ops = {
   },
 
   async forget({ key }) {
-    await dbRequest('readwrite', (store) => store.delete(key));
+    await dbRequest('readwrite', (store) => store.delete(key), `deleting the saved model '${key}'`);
   },
 
   classify({ handle, texts }) {
@@ -265,7 +315,7 @@ const ops = {
 
   async save({ handle, key }) {
     const bytes = await entry(handle).engine.exportModel('f32');
-    await dbRequest('readwrite', (store) => store.put({ bytes: bytes.buffer, savedAt: Date.now() }, key));
+    await dbRequest('readwrite', (store) => store.put({ bytes: bytes.buffer, savedAt: Date.now() }, key), `saving the model '${key}'`);
   },
 
   async reset({ handle }) {

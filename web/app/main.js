@@ -6,7 +6,7 @@ import { Classifier, engineLocation, readReviews } from '../xinsheng.js';
 import { state, indexCorrections, allLabels, marginOf } from './state.js';
 import { $, el, errorText, showStatus, nextFrame, download } from './ui.js';
 import { t, lang, labelName, translate, setLanguage, onLanguage } from './i18n.js';
-import { createStore } from './store.js';
+import { createStore, isQuotaError } from './store.js';
 import { initResults, renderResults, renderReview, viewRows } from './results.js';
 import { renderOverview } from './overview.js';
 import { readFile, exportPredictions, exportCorrections } from './files.js';
@@ -35,6 +35,16 @@ const SAMPLES = [
 
 const store = createStore({
   onUnavailable: (e) => showStatus(t('storageUnavailable', { error: errorText(e) })),
+  // Storage is full: that write stays in memory and the page says what is not kept.
+  onFull: (e, what) => {
+    storageTrouble.full = true;
+    if (what === 'versions' || what === 'extraLabels') storageTrouble.state = true;
+    renderStorage();
+  },
+  onFits: (what) => {
+    if (what === 'versions' || what === 'extraLabels') storageTrouble.state = false;
+    renderStorage();
+  },
   // Another tab saved corrections: show the merged set (each tab writes only its own changes).
   onOtherTab: async () => {
     state.corrections = await store.loadCorrections();
@@ -52,7 +62,78 @@ async function persist() {
   savedCorrections = structuredClone(state.corrections);
   await store.saveCorrections(before, state.corrections);
   await store.save('extraLabels', state.extraLabels);
-  await store.save('versions', { list: state.versions, current: state.current, tunedAt: state.correctionsAtLastTune });
+  await store.save('versions', savedVersions());
+  renderStorage();
+}
+
+/**
+ * The versions as a reload will find them: those whose model was saved; when the current one
+ * was not, the version it was fine-tuned from.
+ */
+function savedVersions() {
+  const list = state.versions.filter((v) => !v.unsaved);
+  let current = state.current;
+  while (current !== null && !list.some((v) => v.key === current)) {
+    current = state.versions.find((v) => v.key === current)?.base ?? null;
+  }
+  return { list, current, tunedAt: state.correctionsAtLastTune };
+}
+
+/** Models whose save failed (storage full), by version key: the page can still switch to them. */
+const memoryModels = new Map();
+/** What else storage could not keep: the last batch (its size), the versions and labels. */
+const storageTrouble = { batch: 0, state: false, full: false };
+
+/** Says, under the header, what the browser's storage could not keep, until it can. */
+function renderStorage() {
+  const lines = [];
+  const unsaved = state.versions.filter((v) => v.unsaved);
+  if (unsaved.length) lines.push(t('storageFullModel', { name: unsaved.map(versionName).join(', ') }));
+  if (store.unsynced) lines.push(t('storageFullCorrections', { count: store.unsynced }));
+  if (storageTrouble.batch) lines.push(t('storageFullBatch', { count: storageTrouble.batch }));
+  if (storageTrouble.state) lines.push(t('storageFullVersions'));
+  const failed = unsaved.find((v) => v.unsaved !== 'full');
+  const node = $('storage');
+  node.textContent = lines.length
+    ? [failed && !storageTrouble.full ? t('storageFailed', { error: failed.unsaved }) : t('storageFull'), ...lines].join('\n')
+    : '';
+  node.hidden = lines.length === 0;
+}
+
+// ---------- the last batch, kept across reloads ----------
+
+/** The batch as stored: the texts, and each prediction as a label index and its probabilities (f32, as computed). */
+function packBatch(rows, model) {
+  const labels = rows.length ? Object.keys(rows[0].prediction.probs) : [];
+  const width = labels.length;
+  const label = new Uint16Array(rows.length);
+  const probs = new Float32Array(rows.length * width);
+  rows.forEach((row, i) => {
+    label[i] = labels.indexOf(row.prediction.label);
+    labels.forEach((l, j) => (probs[i * width + j] = row.prediction.probs[l]));
+  });
+  return { texts: rows.map((r) => r.text), labels, label, probs, model, savedAt: Date.now() };
+}
+
+function unpackBatch({ texts, labels, label, probs }) {
+  const width = labels.length;
+  return texts.map((text, i) => {
+    const p = Object.fromEntries(labels.map((l, j) => [l, probs[i * width + j]]));
+    const top = labels[label[i]];
+    return toRow(text, { label: top, score: p[top], probs: p }, i);
+  });
+}
+
+let batchSaving = Promise.resolve();
+/** Stores the batch just classified (after the ones before it); says so when it does not fit. */
+function keepBatch(rows) {
+  const model = state.current; // the version that classified them
+  batchSaving = batchSaving.then(async () => {
+    if (state.rows !== rows) return; // a newer batch took over
+    storageTrouble.batch = (await store.saveBatch(packBatch(rows, model))) ? 0 : rows.length;
+    renderStorage();
+  });
+  return batchSaving;
 }
 
 // Bumped whenever other work starts, so background explanations stop queueing ahead of it.
@@ -64,7 +145,7 @@ function setBusy(busy) {
   if (busy) explainRun++;
   $('classify').disabled = busy || !state.clf;
   $('finetune').disabled = busy || !state.clf;
-  $('undo-model').disabled = busy || state.current === null;
+  $('undo-model').disabled = busy || state.versions.length === 0;
   $('reset-model').disabled = busy;
 }
 
@@ -167,6 +248,7 @@ async function classifyTexts(texts) {
     renderOverview();
     document.body.dataset.classified = String(state.rows.length);
   }
+  keepBatch(rows);
   explainRows();
 }
 
@@ -327,6 +409,8 @@ async function fineTune() {
   }
   showStatus('');
   setBusy(true);
+  showWorse(null);
+  const base = state.current; // the version this fine-tune starts from
   const progress = $('ft-progress');
   progress.hidden = false;
   progress.value = 0;
@@ -353,12 +437,16 @@ async function fineTune() {
     $('acc-held-before').textContent = fmt(before.held);
     $('acc-held-after').textContent = fmt(after.held);
     $('ft-summary').hidden = false;
-    await addVersion(summary, after);
+    await addVersion(summary, after, base);
     state.extraLabels = state.extraLabels.filter((l) => !state.clf.labels.includes(l));
     state.correctionsAtLastTune = state.corrections.length;
     await persist();
     showBackend();
     renderCorrections();
+    // Worse on the held-out reviews: say so, and offer the version it started from.
+    if (before.held && after.held && after.held.right < before.held.right) {
+      showWorse({ key: state.current, base, before: before.held, after: after.held });
+    }
     setBusy(false);
     await reclassify();
     showStatus(t('fineTuned', { epochs: summary.epochs, steps: summary.steps }), 'info');
@@ -369,23 +457,62 @@ async function fineTune() {
   }
 }
 
-async function addVersion(summary, after) {
+async function addVersion(summary, after, base) {
   const n = state.versions.length + 1;
   const key = `demo-v${Date.now()}`;
-  await state.clf.save(key);
-  state.versions.push({
+  const version = {
     key,
     n,
+    base,
     createdAt: new Date().toISOString(),
     labels: summary.labels,
     corrections: state.corrections.length,
     heldout: after.held ? after.held.right / after.held.total : null,
-  });
+  };
+  try {
+    await state.clf.save(key);
+  } catch (e) {
+    // Not saved (storage full, or IndexedDB failing): the model stays current in memory, and
+    // its bytes stay in the page, so switching back to it works until a reload.
+    memoryModels.set(key, await state.clf.exportModel({ precision: 'f32' }));
+    version.unsaved = isQuotaError(e) ? 'full' : errorText(e);
+    if (isQuotaError(e)) storageTrouble.full = true;
+  }
+  state.versions.push(version);
   state.current = key;
   renderVersions();
+  renderStorage();
+}
+
+/**
+ * The warning after a fine-tune that is worse on the held-out reviews than the version it
+ * started from (`{key, base, before, after}`; null hides it), with a button back to that one.
+ */
+let worse = null;
+function showWorse(next) {
+  worse = next;
+  renderWorse();
+}
+
+function renderWorse() {
+  const box = $('ft-worse');
+  const tuned = worse && state.versions.find((v) => v.key === worse.key);
+  if (!tuned || state.current !== worse.key) {
+    box.hidden = true;
+    return;
+  }
+  const previous = worse.base === null ? { key: null } : state.versions.find((v) => v.key === worse.base);
+  box.dataset.before = String(worse.before.right / worse.before.total);
+  box.dataset.after = String(worse.after.right / worse.after.total);
+  $('ft-worse-text').textContent = t('heldoutDropped', { name: versionName(tuned), before: fmt(worse.before), after: fmt(worse.after) });
+  const back = $('keep-previous');
+  back.hidden = !previous;
+  if (previous) back.textContent = t('keepPrevious', { name: versionName(previous) });
+  box.hidden = false;
 }
 
 const versionName = (v) => (v.key === null ? t('shippedModel') : t('versionName', { n: v.n ?? v.name?.match(/\d+/)?.[0] ?? '?' }));
+const versionSaved = (v) => (v.unsaved ? ` · ${t('versionUnsaved')}` : '');
 
 function renderVersions() {
   const items = [{ key: null }, ...state.versions];
@@ -401,13 +528,13 @@ function renderVersions() {
                   date: new Date(v.createdAt).toLocaleString(lang === 'zh' ? 'zh-CN' : 'en'),
                   corrections: v.corrections,
                   labels: v.labels.map(labelName).join(' / '),
-                }),
+                }) + versionSaved(v),
         }),
         el('button', { type: 'button', text: t('use'), onclick: () => useVersion(v.key) }),
       ]),
     ),
   );
-  $('undo-model').disabled = state.busy || state.current === null;
+  $('undo-model').disabled = state.busy || state.versions.length === 0;
 }
 
 async function loadModel(key) {
@@ -415,11 +542,14 @@ async function loadModel(key) {
     throw new Error(t('badWorkers', { value: params.get('workers') }));
   }
   if (key === null) return Classifier.load({ backend: BACKEND, modelUrl: MODEL_URL, workers: WORKERS });
+  const inMemory = memoryModels.get(key);
+  if (inMemory) return Classifier.load({ bytes: inMemory, backend: BACKEND, workers: WORKERS });
   const clf = await Classifier.restore(key, { backend: BACKEND, modelUrl: MODEL_URL, workers: WORKERS });
   if (!clf) throw new Error(t('savedModelMissing', { key }));
   return clf;
 }
 
+/** Switches to version `key` (null: the shipped model); resolves to whether it did. */
 async function useVersion(key) {
   setBusy(true);
   try {
@@ -430,23 +560,34 @@ async function useVersion(key) {
     await persist();
     showBackend();
     renderVersions();
+    renderWorse();
     renderCorrections();
     setBusy(false);
     await reclassify();
+    return true;
   } catch (e) {
     showStatus(t('switchFailed', { error: errorText(e) }));
+    return false;
   } finally {
     setBusy(false);
   }
 }
 
+/**
+ * Removes the newest fine-tune, as the button says; when it is the one in use, the page first
+ * switches to the version before it (the shipped model before the first).
+ */
 async function undoModel() {
-  const i = state.versions.findIndex((v) => v.key === state.current);
-  const dropped = state.versions.splice(i, 1)[0];
-  await useVersion(i > 0 ? state.versions[i - 1].key : null);
-  if (dropped) Classifier.forget(dropped.key).catch(() => {});
+  const newest = state.versions.at(-1);
+  if (!newest) return;
+  if (newest.key === state.current && !(await useVersion(state.versions.at(-2)?.key ?? null))) return;
+  state.versions.pop();
+  memoryModels.delete(newest.key);
+  if (!newest.unsaved) Classifier.forget(newest.key).catch(() => {});
   renderVersions();
+  renderWorse();
   await persist();
+  showBackend();
 }
 
 async function exportModel() {
@@ -464,6 +605,8 @@ function renderAll() {
   showBackend();
   renderCorrections();
   renderVersions();
+  renderWorse();
+  renderStorage();
   renderResults();
   renderOverview();
 }
@@ -532,6 +675,8 @@ function wire() {
   });
   $('finetune').addEventListener('click', fineTune);
   $('undo-model').addEventListener('click', undoModel);
+  $('keep-previous').addEventListener('click', () => worse && useVersion(worse.base));
+  $('keep-new').addEventListener('click', () => showWorse(null));
   $('reset-model').addEventListener('click', () => useVersion(null));
   $('export-model').addEventListener('click', exportModel);
   document.addEventListener('keydown', (ev) => {
@@ -573,10 +718,30 @@ async function start() {
   } catch (e) {
     showStatus(t('loadFailed', { error: errorText(e) }));
   }
+  // The last batch: as it was when it was classified by the model in use, else classified again.
+  let batch = null;
+  try {
+    batch = await store.loadBatch();
+  } catch {
+    batch = null;
+  }
+  const same = (a, b) => a.length === b.length && a.every((l) => b.includes(l));
+  if (batch?.texts?.length && state.clf && batch.model === state.current && same(batch.labels, state.clf.labels)) {
+    state.rows = unpackBatch(batch);
+    document.body.dataset.classified = String(state.rows.length);
+  }
   renderAll();
   setBusy(false);
   await nextFrame();
   document.body.dataset.ready = 'true';
+  if (batch?.texts?.length && state.clf) {
+    if (state.rows.length) {
+      if ($('status').hidden) showStatus(t('batchRestored', { count: state.rows.length }), 'info');
+      explainRows();
+    } else {
+      classifyTexts(batch.texts); // classified by another model: again, by this one
+    }
+  }
 }
 
 start();
