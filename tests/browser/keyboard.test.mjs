@@ -195,6 +195,14 @@ test('file errors are worded in the page language and name the page controls, no
   assert.equal(status, '无法打开文件：bytes.txt 第 2 行：既不是 UTF-8 也不是 GB18030/GBK 文本。请把文件另存为 UTF-8，或在“编码”菜单中选择它的编码。');
   assert.doesNotMatch(status, /--encoding/);
 
+  // A UTF-8 file with a line pasted from a GBK one, and a CSV renamed .xlsx: the page's menus.
+  const gbk = Buffer.from([0xce, 0xef, 0xc1, 0xf7, 0xcc, 0xab, 0xc2, 0xfd, 0xc1, 0xcb, 0x0a]); // 物流太慢了, in GBK
+  status = await open(page, 'mixed.txt', Buffer.concat([gbk, Buffer.from('价格和配置都很满意\n')]));
+  assert.match(status, /^无法打开文件：mixed\.txt 第 1 行：这一行不是 UTF-8，而第 2 行是 UTF-8.*请在“编码”菜单中选择 GB18030。$/);
+  status = await open(page, 'reviews.xlsx', 'text\n很好\n');
+  assert.match(status, /^无法打开文件：reviews\.xlsx：无法识别的文件格式“\.xlsx”。.*电子表格请先另存为 CSV（UTF-8）.*“格式”菜单/);
+  assert.doesNotMatch(status, /--format|format=/);
+
   // Malformed JSON in an import of corrections.
   const before = await page.textContent('#status');
   await page.setInputFiles('#import-corrections', writeTemp('bad.jsonl', '{"label":"positive","text":"好"}\n{"label": "negative", "text": \n'));
