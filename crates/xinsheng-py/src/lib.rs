@@ -19,7 +19,7 @@ use pyo3::types::{PyDict, PyList};
 use xinsheng_core::bundle::{Bundle, Precision};
 use xinsheng_core::classifier::{Prediction, TokenWeight};
 use xinsheng_core::data::{Dataset, Example};
-use xinsheng_core::input::{Encoding, LabelMap, ReadOptions};
+use xinsheng_core::input::{Encoding, Format, LabelMap, ReadOptions};
 use xinsheng_core::recipe::{self, TrainSpec};
 use xinsheng_core::train::{Event, Freeze};
 use xinsheng_core::{Classifier as CoreClassifier, Error};
@@ -344,7 +344,7 @@ fn paired(texts_name: &str, labels_name: &str, texts: Vec<String>, labels: Vec<S
                     vocab_size=None, bigrams=None, bigram_dim=None, min_freq=None, epochs=None,
                     pretrain_epochs=None, lm_vocab=None, batch_size=None, lr=None, patience=None, seed=None,
                     pooling=None, distill_weight=None, temperature=None, precision="f16", encoding="auto",
-                    text_column=None, label_column=None, label_map=None, progress=None))]
+                    format=None, text_column=None, label_column=None, label_map=None, progress=None))]
 fn train(
     py: Python<'_>,
     data: Bound<'_, PyAny>,
@@ -375,6 +375,7 @@ fn train(
     temperature: Option<f64>,
     precision: &str,
     encoding: &str,
+    format: Option<&str>,
     text_column: Option<String>,
     label_column: Option<String>,
     label_map: Option<&str>,
@@ -387,7 +388,7 @@ fn train(
     };
     let d = TrainSpec::default();
     let read = ReadOptions {
-        format: None,
+        format: format.map(str::parse::<Format>).transpose().map_err(py_err)?,
         encoding: encoding.parse::<Encoding>().map_err(py_err)?,
         text_column,
         label_column,

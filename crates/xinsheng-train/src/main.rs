@@ -60,6 +60,11 @@ struct InputOptions {
     /// utf-8, gb18030 (also for GBK/GB2312, what Chinese Excel and Notepad save), utf-16le, utf-16be
     #[arg(long, default_value = "auto", value_parser = core_value::<Encoding>)]
     encoding: Encoding,
+    /// Input format: txt (one review per line), tsv, csv or jsonl (one JSON object per line)
+    /// [default: from the file's extension: .txt, .tsv/.tab, .csv, .jsonl/.ndjson/.json; a name
+    /// without one is txt; any other extension is refused]
+    #[arg(long, value_parser = core_value::<Format>)]
+    format: Option<Format>,
     /// The column (JSONL: key) holding the review text [default: the first of text, review,
     /// content, sentence, comment, 评论, 内容]
     #[arg(long)]
@@ -75,9 +80,10 @@ struct InputOptions {
 }
 
 impl InputOptions {
+    /// `format` is the source's own (standard input: txt); `--format` overrides it.
     fn options(&self, format: Option<Format>) -> ReadOptions {
         ReadOptions {
-            format,
+            format: self.format.or(format),
             encoding: self.encoding,
             text_column: self.text_column.clone(),
             label_column: self.label_column.clone(),
@@ -451,8 +457,9 @@ fn predict(args: PredictArgs) -> Result<()> {
         match &args.input {
             Some(path) => {
                 let name = path.display().to_string();
-                // .tsv/.csv/.jsonl give their text column; any other file is one review per line.
-                read_records(&name, &args.read.options(Some(Format::from_name(&name).unwrap_or(Format::Txt))))?
+                // The core's one rule for names: .tsv/.csv/.jsonl give their text column, .txt and a
+                // name without an extension one review per line, any other extension is refused.
+                read_records(&name, &args.read.options(None))?
             }
             None => {
                 let mut bytes = Vec::new();

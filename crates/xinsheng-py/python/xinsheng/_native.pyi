@@ -150,6 +150,7 @@ def train(
     temperature: Optional[float] = None,
     precision: str = "f16",
     encoding: str = "auto",
+    format: Optional[str] = None,
     text_column: Optional[str] = None,
     label_column: Optional[str] = None,
     label_map: Optional[str] = None,
@@ -162,7 +163,8 @@ def train(
     with ``out`` the bundle is also written there.
 
     ``data`` is one labelled file or several (.tsv, .csv, .jsonl with a text and a label
-    column); ``valid`` selects the best epoch and fits the calibration temperature. One-line
+    column; ``format`` — ``"tsv"``, ``"csv"`` or ``"jsonl"`` — reads files whose extension
+    says otherwise, as ``--format`` does; any other extension is refused); ``valid`` selects the best epoch and fits the calibration temperature. One-line
     reports go to the ``xinsheng`` logger (INFO), per-epoch figures to ``progress``.
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for malformed data
