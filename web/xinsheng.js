@@ -489,7 +489,11 @@ export class Classifier {
     return this.#serial(() => this.#call('exportModel', { precision }));
   }
 
-  /** Saves the current model in IndexedDB under `name` (the bytes never leave the engine). */
+  /**
+   * Saves the current model in IndexedDB under `name` (the bytes never leave the engine).
+   * Always settles: rejects with a `QuotaExceededError` when the browser's storage is full and
+   * a `StorageError` on any other IndexedDB failure.
+   */
   save(name) {
     return this.#serial(() => this.#call('save', { key: name }));
   }
