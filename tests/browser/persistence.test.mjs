@@ -139,11 +139,13 @@ test('storage full: fine-tuning finishes and says so, the model stays current in
 test('a batch too big for the storage left: the page says it is not kept, corrections still are, and a reload shows no older batch', async () => {
   const { context, page, errors } = await open({ quota: 200 * 1024 });
   await classify(page, ['质量很好', '太差了']); // small: kept
+  await page.waitForFunction(() => document.body.dataset.batchKept === '2');
   const big = randomReviews(3000, 60); // about 360 KB of text
   await page.evaluate(() => delete document.body.dataset.classified);
   await page.setInputFiles('#file', writeTemp('big.txt', `${big.join('\n')}\n`));
   await classified(page, 3000);
-  await page.waitForFunction(() => /3000 reviews\) will not be there after a reload/.test(document.getElementById('storage').textContent));
+  await page.waitForFunction(() => document.body.dataset.batchKept === '0');
+  assert.match(await page.textContent('#storage'), /This batch of results \(3000 reviews\) will not be there after a reload/);
   assert.match(await page.textContent('#storage'), /^Browser storage is full/);
   await page.click('#results tbody tr[data-row="0"] .choice[data-label="positive"]');
   await page.waitForFunction(() => document.querySelectorAll('#corrections li').length === 1);
@@ -239,7 +241,8 @@ test('the last batch of 5,000 reviews, its predictions and corrections survive a
   const counts = () => page.$$eval('#label-counts li', (items) => items.map((li) => [li.dataset.label, li.dataset.count]));
   const table = await shown();
   const overview = await counts();
-  await page.waitForFunction(() => document.getElementById('storage').hidden);
+  await page.waitForFunction(() => document.body.dataset.batchKept === '5000');
+  assert.equal(await page.isVisible('#storage'), false);
 
   await page.reload();
   await ready(page);

@@ -130,7 +130,9 @@ function keepBatch(rows) {
   const model = state.current; // the version that classified them
   batchSaving = batchSaving.then(async () => {
     if (state.rows !== rows) return; // a newer batch took over
-    storageTrouble.batch = (await store.saveBatch(packBatch(rows, model))) ? 0 : rows.length;
+    const kept = await store.saveBatch(packBatch(rows, model));
+    storageTrouble.batch = kept ? 0 : rows.length;
+    document.body.dataset.batchKept = String(kept ? rows.length : 0); // for the tests
     renderStorage();
   });
   return batchSaving;
@@ -580,13 +582,20 @@ async function useVersion(key) {
 async function undoModel() {
   const newest = state.versions.at(-1);
   if (!newest) return;
-  if (newest.key === state.current && !(await useVersion(state.versions.at(-2)?.key ?? null))) return;
+  const inUse = newest.key === state.current;
+  // Out of the list before anything is saved or drawn, so a reload never brings it back.
   state.versions.pop();
+  if (inUse && !(await useVersion(state.versions.at(-1)?.key ?? null))) {
+    state.versions.push(newest); // the switch failed: nothing is undone
+    renderVersions();
+    return;
+  }
   memoryModels.delete(newest.key);
   if (!newest.unsaved) Classifier.forget(newest.key).catch(() => {});
+  if (!inUse) await persist();
   renderVersions();
   renderWorse();
-  await persist();
+  renderStorage();
   showBackend();
 }
 
