@@ -184,14 +184,77 @@ impl Bundle {
         Ok(Bundle { manifest, model })
     }
 
-    /// Writes to `path`: a `.bpk` file, or a directory that will hold `model.bpk`.
+    /// The file [`Bundle::save`] writes for `path` (`path` itself when it ends in `.bpk`, else
+    /// `path/model.bpk`), after checking that it can be written there, without writing it:
+    /// a directory path must be new, empty or a model directory (one holding `model.bpk`,
+    /// which is replaced), never a file or a directory of other files; a `.bpk` path must not
+    /// be a directory (an existing file is replaced); the nearest existing ancestor must be a
+    /// writable directory (missing directories are created on saving). Drivers call it before
+    /// training, so that a bad output path fails at once instead of after the last epoch;
+    /// `save` calls it too.
+    pub fn destination(path: &Path) -> Result<PathBuf> {
+        let shown = path.display().to_string();
+        let refuse = |why: String| Error::Invalid(format!("cannot write the model to {shown}: {why}"));
+        let io = |at: &Path, source| Error::Io { path: at.display().to_string(), source };
+        let is_file = path.extension().is_some_and(|e| e == "bpk");
+        let file = if is_file { path.to_path_buf() } else { path.join(FILE_NAME) };
+        match std::fs::metadata(path) {
+            Ok(m) if is_file && m.is_dir() => {
+                return Err(refuse("it is a directory (a path ending in .bpk names the bundle file itself)".into()));
+            }
+            Ok(m) if !is_file && !m.is_dir() => {
+                return Err(refuse(
+                    "it is a file, not a directory (give a new or empty directory, which gets model.bpk, or a \
+                     path ending in .bpk)"
+                        .into(),
+                ));
+            }
+            Ok(_) if !is_file => {
+                let mut entries = std::fs::read_dir(path).map_err(|e| io(path, e))?;
+                if entries.next().is_some() && !file.is_file() {
+                    return Err(refuse(
+                        "the directory holds other files and no model.bpk (give a new or empty directory, a \
+                         model directory to replace its model.bpk, or a path ending in .bpk)"
+                            .into(),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        // The nearest directory that exists must take new files.
+        let mut ancestor = if is_file { path.parent().unwrap_or(Path::new("")) } else { path };
+        loop {
+            let at = if ancestor.as_os_str().is_empty() { Path::new(".") } else { ancestor };
+            match std::fs::metadata(at) {
+                Ok(m) if m.is_dir() => {
+                    ancestor = at;
+                    break;
+                }
+                Ok(_) => return Err(refuse(format!("{} is a file, not a directory", at.display()))),
+                Err(e) => match at.parent().filter(|_| !ancestor.as_os_str().is_empty()) {
+                    Some(parent) => ancestor = parent,
+                    None => return Err(io(at, e)),
+                },
+            }
+        }
+        let probe = ancestor.join(format!(".xinsheng-write-check-{}", std::process::id()));
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&probe);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(refuse(format!("{} does not take new files ({e})", ancestor.display()))),
+        }
+        Ok(file)
+    }
+
+    /// Writes to `path`: a `.bpk` file, or a directory that will hold `model.bpk` (see
+    /// [`Bundle::destination`] for which paths are refused). Missing directories are created.
     pub fn save(&self, path: &Path, precision: Precision) -> Result<PathBuf> {
-        let file = if path.extension().is_some_and(|e| e == "bpk") {
-            path.to_path_buf()
-        } else {
-            std::fs::create_dir_all(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-            path.join(FILE_NAME)
-        };
+        let file = Bundle::destination(path)?;
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
+        }
         let bytes = self.to_bytes(precision)?;
         // Write then rename, so an interrupted save never leaves a truncated bundle behind.
         let partial = file.with_extension("bpk.partial");
@@ -217,5 +280,65 @@ impl Bundle {
     /// A copy on another device (for example the autodiff one, to fine-tune).
     pub fn to_device(&self, device: &Device) -> Bundle {
         Bundle { manifest: self.manifest.clone(), model: self.model.clone().to_device(device) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xinsheng-bundle-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn destination_refuses_paths_a_save_would_fail_on_or_clobber() {
+        let dir = scratch("destination");
+        let csv = dir.join("a.csv");
+        std::fs::write(&csv, "text,label\n").unwrap();
+        let refused = |p: &Path| Bundle::destination(p).expect_err("refused").to_string();
+        // An existing file as a directory bundle: the `File exists (os error 17)` of issue 23.
+        let err = refused(&csv);
+        assert!(
+            err.starts_with(&format!("cannot write the model to {}: it is a file, not a directory", csv.display()))
+        );
+        // Below a file.
+        assert!(refused(&csv.join("model")).ends_with(&format!("{} is a file, not a directory", csv.display())));
+        assert!(refused(&csv.join("m.bpk")).ends_with(&format!("{} is a file, not a directory", csv.display())));
+        // A directory of other files (its data, say) is not a model directory.
+        assert!(refused(&dir).contains("the directory holds other files and no model.bpk"));
+        // A .bpk path that is a directory.
+        let odd = dir.join("odd.bpk");
+        std::fs::create_dir_all(&odd).unwrap();
+        assert!(refused(&odd).contains("it is a directory"));
+
+        // New paths (missing parents included), empty and model directories, existing .bpk files.
+        let fresh = dir.join("new/deeper");
+        assert_eq!(Bundle::destination(&fresh).unwrap(), fresh.join(FILE_NAME));
+        assert_eq!(Bundle::destination(&dir.join("x/y.bpk")).unwrap(), dir.join("x/y.bpk"));
+        let empty = dir.join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        assert_eq!(Bundle::destination(&empty).unwrap(), empty.join(FILE_NAME));
+        let model_dir = dir.join("model");
+        std::fs::create_dir_all(&model_dir).unwrap();
+        std::fs::write(model_dir.join(FILE_NAME), b"old").unwrap();
+        std::fs::write(model_dir.join("README.md"), b"card").unwrap();
+        assert_eq!(Bundle::destination(&model_dir).unwrap(), model_dir.join(FILE_NAME));
+        assert_eq!(Bundle::destination(&model_dir.join(FILE_NAME)).unwrap(), model_dir.join(FILE_NAME));
+        assert!(Bundle::destination(Path::new("relative-new-dir")).is_ok());
+        // The check leaves nothing behind.
+        assert!(!fresh.exists() && !dir.join("x").exists());
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left.len(), 4, "{left:?}");
+        #[cfg(target_os = "linux")]
+        {
+            // Not writable, even for root: /proc takes no new files.
+            let err = refused(Path::new("/proc/xinsheng-model"));
+            assert!(err.starts_with("cannot write the model to /proc/xinsheng-model: /proc does not take new files"));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

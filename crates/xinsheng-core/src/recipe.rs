@@ -96,6 +96,73 @@ impl Default for TrainSpec {
     }
 }
 
+impl TrainSpec {
+    /// The optimiser's options: epochs, batches, learning rate, patience, seed and distillation
+    /// (α and T at their defaults where not given).
+    pub fn options(&self) -> TrainOptions {
+        let defaults = Distillation::default();
+        TrainOptions {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            seed: self.seed,
+            patience: self.patience,
+            freeze: Freeze::None,
+            distill: Distillation {
+                weight: self.distill_weight.unwrap_or(defaults.weight),
+                temperature: self.temperature.unwrap_or(defaults.temperature),
+            },
+        }
+    }
+
+    /// Refuses a spec that cannot train before any file is read: no data, distillation options
+    /// without a teacher, bad training options ([`TrainOptions::validate`]) or a model shape
+    /// that cannot be built ([`ModelConfig::validate`]). [`train`] calls it first; a driver may
+    /// call it earlier, before it prepares anything else.
+    pub fn validate(&self) -> Result<()> {
+        if self.data.is_empty() {
+            return Err(Error::Invalid("training needs at least one data file".into()));
+        }
+        if self.teacher.is_empty() && (self.distill_weight.is_some() || self.temperature.is_some()) {
+            return Err(Error::Invalid(
+                "the distillation weight and temperature weigh the teacher term: give a teacher file (--teacher) too"
+                    .into(),
+            ));
+        }
+        self.options().validate()?;
+        if self.max_len == 0 {
+            return Err(Error::Invalid("max_len (tokens kept per text) must be at least 1, got 0".into()));
+        }
+        // The tokens <pad> and <unk> come first: a vocabulary needs room for one more.
+        for (name, value, applies) in
+            [("vocab size", self.vocab_size, true), ("lm_vocab", self.lm_vocab, self.pretrain_epochs > 0)]
+        {
+            if applies && value < 3 {
+                return Err(Error::Invalid(format!(
+                    "{name} must be at least 3 (<pad>, <unk> and one token), got {value}"
+                )));
+            }
+        }
+        // The shape as the bundle will have it; the data decides the vocabulary, the classes
+        // and the bigrams, so those are placeholders here.
+        ModelConfig {
+            arch: self.arch,
+            bidirectional: self.bidirectional,
+            vocab_size: self.vocab_size,
+            embed_dim: self.embed_dim,
+            hidden: self.hidden,
+            layers: self.layers,
+            dropout: self.dropout,
+            num_classes: 2,
+            bigram_vocab_size: self.bigrams,
+            bigram_dim: self.bigram_dim,
+            pooling: self.pooling,
+        }
+        .validate()
+        .map_err(Error::Invalid)
+    }
+}
+
 /// Reads one labelled file, reporting skipped empty rows through `log`.
 pub fn load_dataset(path: &Path, read: &ReadOptions, log: &mut dyn FnMut(String)) -> Result<Dataset> {
     let name = path.display().to_string();
@@ -116,8 +183,8 @@ fn names(paths: &[PathBuf]) -> String {
 /// `on_event`, one-line reports (data summary, teacher match, calibration) to `log`.
 ///
 /// Errors: unreadable or malformed files ([`Error::Data`], [`Error::Io`]), fewer than two
-/// labels, validation labels the training data lacks, and inconsistent options
-/// ([`Error::Invalid`]).
+/// labels, validation labels the training data lacks, and options that cannot train
+/// ([`TrainSpec::validate`]; [`Error::Invalid`]).
 pub fn train(
     spec: &TrainSpec,
     device: &Device,
@@ -125,24 +192,9 @@ pub fn train(
     log: &mut dyn FnMut(String),
 ) -> Result<Bundle> {
     let started = Instant::now();
-    if spec.data.is_empty() {
-        return Err(Error::Invalid("training needs at least one data file".into()));
-    }
-    if spec.teacher.is_empty() && (spec.distill_weight.is_some() || spec.temperature.is_some()) {
-        return Err(Error::Invalid(
-            "the distillation weight and temperature weigh the teacher term: give a teacher file (--teacher) too"
-                .into(),
-        ));
-    }
-    let defaults = Distillation::default();
-    let distill = Distillation {
-        weight: spec.distill_weight.unwrap_or(defaults.weight),
-        temperature: spec.temperature.unwrap_or(defaults.temperature),
-    };
-    distill.validate().map_err(Error::Invalid)?;
-    if spec.epochs == 0 || spec.batch_size == 0 {
-        return Err(Error::Invalid("epochs and batch size must be at least 1".into()));
-    }
+    spec.validate()?;
+    let options = spec.options();
+    let distill = options.distill;
     let mut train_data = Dataset::default();
     for path in &spec.data {
         let part = load_dataset(path, &spec.read, log)?;
@@ -229,15 +281,6 @@ pub fn train(
     let model = config.init(device).with_bigrams(bigrams.clone());
     let mut manifest = Manifest::new(config.clone(), tokenizer, labels.clone(), vocab.clone());
     manifest.bigrams = bigrams;
-    let options = TrainOptions {
-        epochs: spec.epochs,
-        batch_size: spec.batch_size,
-        lr: spec.lr,
-        seed: spec.seed,
-        patience: spec.patience,
-        freeze: Freeze::None,
-        distill,
-    };
     let model = if spec.pretrain_epochs > 0 {
         let lm_options = TrainOptions { epochs: spec.pretrain_epochs, ..options.clone() };
         pretrain(model, &train_set, spec.lm_vocab.min(config.vocab_size), &lm_options, on_event)?
@@ -302,6 +345,7 @@ pub fn finetune_checked(
     options: &TrainOptions,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Finetuned> {
+    options.validate()?;
     let before = bundle.manifest.labels.clone();
     let labelled = data.examples.iter().map(|e| e.label.as_str()).zip(data.lines.iter().copied());
     let valid_labelled = valid.iter().enumerate().map(|(i, e)| (e.label.as_str(), i + 1));
@@ -345,4 +389,74 @@ pub fn finetune_checked(
 /// Fine-tuning options with `xinsheng finetune`'s defaults.
 pub fn finetune_options() -> TrainOptions {
     TrainOptions { epochs: 5, lr: 1e-3, batch_size: 32, ..TrainOptions::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(result: Result<()>) -> String {
+        result.expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn validate_refuses_options_that_cannot_train() {
+        let ok = TrainOptions::default();
+        assert!(ok.validate().is_ok());
+        assert!(finetune_options().validate().is_ok());
+        let bad = |change: fn(&mut TrainOptions)| {
+            let mut o = ok.clone();
+            change(&mut o);
+            message(o.validate())
+        };
+        assert_eq!(bad(|o| o.lr = f64::NAN), "the learning rate (lr) must be a finite number above 0, got NaN");
+        assert_eq!(bad(|o| o.lr = -1.0), "the learning rate (lr) must be a finite number above 0, got -1");
+        assert_eq!(bad(|o| o.lr = 0.0), "the learning rate (lr) must be a finite number above 0, got 0");
+        assert_eq!(bad(|o| o.lr = f64::INFINITY), "the learning rate (lr) must be a finite number above 0, got inf");
+        assert_eq!(bad(|o| o.epochs = 0), "epochs must be at least 1, got 0");
+        assert_eq!(bad(|o| o.batch_size = 0), "the batch size must be at least 1, got 0");
+        assert!(bad(|o| o.patience = 0).starts_with("patience must be at least 1, got 0"));
+        assert_eq!(bad(|o| o.distill.weight = f64::NAN), "the distillation weight must be in [0, 1], got NaN");
+        assert_eq!(
+            bad(|o| o.distill.temperature = f64::INFINITY),
+            "the distillation temperature must be positive, got inf"
+        );
+    }
+
+    #[test]
+    fn validate_checks_a_train_spec_before_any_file_is_read() {
+        // The data file does not exist: validation does not read it.
+        let ok = TrainSpec { data: vec!["no-such-file.tsv".into()], ..TrainSpec::default() };
+        assert!(ok.validate().is_ok());
+        let bad = |change: fn(&mut TrainSpec)| {
+            let mut s = ok.clone();
+            change(&mut s);
+            message(s.validate())
+        };
+        assert_eq!(bad(|s| s.data.clear()), "training needs at least one data file");
+        assert_eq!(bad(|s| s.lr = f64::NAN), "the learning rate (lr) must be a finite number above 0, got NaN");
+        assert_eq!(bad(|s| s.epochs = 0), "epochs must be at least 1, got 0");
+        assert!(bad(|s| s.distill_weight = Some(0.5)).contains("give a teacher file"));
+        assert_eq!(
+            bad(|s| {
+                s.teacher = vec!["t.tsv".into()];
+                s.distill_weight = Some(f64::NAN);
+            }),
+            "the distillation weight must be in [0, 1], got NaN"
+        );
+        assert_eq!(bad(|s| s.hidden = 0), "hidden size must be at least 1");
+        assert_eq!(bad(|s| s.dropout = f64::NAN), "dropout must be in [0, 1), got NaN");
+        assert_eq!(bad(|s| s.max_len = 0), "max_len (tokens kept per text) must be at least 1, got 0");
+        assert_eq!(bad(|s| s.vocab_size = 2), "vocab size must be at least 3 (<pad>, <unk> and one token), got 2");
+        // lm_vocab matters only with pretraining.
+        let mut s = ok.clone();
+        s.lm_vocab = 0;
+        assert!(s.validate().is_ok());
+        s.pretrain_epochs = 1;
+        assert_eq!(message(s.validate()), "lm_vocab must be at least 3 (<pad>, <unk> and one token), got 0");
+        // train() refuses the same spec before reading its (missing) file.
+        let spec = TrainSpec { lr: -1.0, ..ok };
+        let err = train(&spec, &Device::flex(), &mut |_| {}, &mut |_| {}).err().expect("refused").to_string();
+        assert_eq!(err, "the learning rate (lr) must be a finite number above 0, got -1");
+    }
 }

@@ -71,6 +71,34 @@ impl Default for TrainOptions {
     }
 }
 
+impl TrainOptions {
+    /// Refuses options that cannot train: no epochs, empty batches, a learning rate that is not
+    /// a finite number above 0 (NaN, ±∞, 0 or negative would write a model of NaN or untrained
+    /// weights), no patience, or a bad distillation. Every driver (the CLI, Python, the browser)
+    /// reaches this through [`fit`]'s callers or calls it itself, so the messages are worded
+    /// here once.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(Error::Invalid("epochs must be at least 1, got 0".into()));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::Invalid("the batch size must be at least 1, got 0".into()));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::Invalid(format!(
+                "the learning rate (lr) must be a finite number above 0, got {}",
+                self.lr
+            )));
+        }
+        if self.patience == 0 {
+            return Err(Error::Invalid(
+                "patience must be at least 1, got 0 (it counts epochs without a better validation accuracy)".into(),
+            ));
+        }
+        self.distill.validate().map_err(Error::Invalid)
+    }
+}
+
 /// How much the teacher's probabilities count (Hinton et al., 2015, "Distilling the Knowledge
 /// in a Neural Network"). Per example,
 /// `loss = α · T² · KL(teacher ‖ softmax(logits / T)) + (1 − α) · cross-entropy(gold)`;
@@ -462,7 +490,8 @@ impl EpochTally {
     }
 }
 
-/// Trains `model` (on a plain device; training runs on its autodiff twin).
+/// Trains `model` (on a plain device; training runs on its autodiff twin). `options` should
+/// have passed [`TrainOptions::validate`] (the recipe layer and [`finetune`] check them).
 pub fn fit(
     model: SentimentModel,
     train: &Encoded,
@@ -528,6 +557,7 @@ pub fn finetune(
     options: &TrainOptions,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<(Bundle, usize)> {
+    options.validate()?;
     if examples.is_empty() {
         return Err(Error::Invalid("fine-tuning needs at least one labelled example".into()));
     }
@@ -597,6 +627,7 @@ pub fn pretrain(
     options: &TrainOptions,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<SentimentModel> {
+    options.validate()?;
     if !model.supports_language_model() {
         return Err(Error::Invalid("language-model pretraining needs --layers 1 or a unidirectional model".into()));
     }

@@ -47,7 +47,7 @@ enum Command {
     Train(TrainArgs),
     /// Measure a model on labelled data: accuracy, macro-F1, calibration error (ECE), per-class P/R/F1, confusion matrix
     Eval(EvalArgs),
-    /// Classify texts given as arguments, in a file, or on standard input (one per line; blank lines are skipped)
+    /// Classify texts in a file and/or given as arguments (the file's first), or on standard input (one per line; blank lines are skipped)
     Predict(PredictArgs),
     /// Continue training a model on new labelled data (--add-labels adds new labels as classes)
     Finetune(FinetuneArgs),
@@ -179,7 +179,8 @@ struct TrainArgs {
     /// [default: 1]
     #[arg(long)]
     temperature: Option<f64>,
-    /// Output bundle: a directory (gets model.bpk) or a .bpk file
+    /// Output bundle: a new, empty or model directory (gets model.bpk) or a .bpk file; checked
+    /// before training starts (an existing file or a directory of other files is refused)
     #[arg(long)]
     out: PathBuf,
     /// How input files are read
@@ -208,14 +209,16 @@ struct PredictArgs {
     /// Bundle directory or .bpk file
     #[arg(long, default_value = "models/default")]
     model: PathBuf,
-    /// A file of reviews: .txt (one per line) or the `text` column of a .tsv, .csv or .jsonl
+    /// A file of reviews: .txt (one per line) or the `text` column of a .tsv, .csv or .jsonl;
+    /// reviews also given as arguments are classified after the file's
     #[arg(long)]
     input: Option<PathBuf>,
     /// Add each token's importance for the predicted label ("tokens": [{token, weight}]):
     /// how much the label's probability falls without that token
     #[arg(long)]
     explain: bool,
-    /// Reviews to classify; with none and no --input, lines are read from standard input
+    /// Reviews to classify (after those of --input, when both are given); with neither, lines
+    /// are read from standard input
     texts: Vec<String>,
     /// How input files are read
     #[command(flatten)]
@@ -233,7 +236,8 @@ struct FinetuneArgs {
     /// Validation data for early stopping (otherwise the last epoch is kept)
     #[arg(long)]
     valid: Option<PathBuf>,
-    /// Output bundle: a directory (gets model.bpk) or a .bpk file
+    /// Output bundle: a new, empty or model directory (gets model.bpk) or a .bpk file; checked
+    /// before training starts (an existing file or a directory of other files is refused)
     #[arg(long)]
     out: PathBuf,
     /// Add the data's labels that the model lacks as new classes (e.g. 中立); without it a new
@@ -269,10 +273,25 @@ fn main() {
         Command::Predict(args) => predict(args),
         Command::Finetune(args) => finetune_cmd(args),
     };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    match result {
+        Ok(()) => {}
+        // A reader that stopped reading (`xinsheng predict … | head -1`) is not a failure: end
+        // quietly, as Unix tools do.
+        Err(e) if is_broken_pipe(&e) => {}
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
     }
+}
+
+/// Whether `e` comes from writing to a pipe whose reader has gone. Every command writes its
+/// results with `write!`/`writeln!` and `?` (never `println!`, which panics there), so this is
+/// the one place a closed standard output is handled.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn device() -> Device {
@@ -339,6 +358,13 @@ fn progress_printer() -> impl FnMut(Event) {
     }
 }
 
+/// Refuses an output path that [`Bundle::save`] would fail on, before any data is read or any
+/// epoch is trained.
+fn check_out(out: &Path) -> Result<()> {
+    Bundle::destination(out)?;
+    Ok(())
+}
+
 fn train(args: TrainArgs) -> Result<()> {
     let started = Instant::now();
     let spec = TrainSpec {
@@ -370,6 +396,8 @@ fn train(args: TrainArgs) -> Result<()> {
         temperature: args.temperature,
     };
     let precision: Precision = args.precision.parse().map_err(anyhow::Error::msg)?;
+    spec.validate()?;
+    check_out(&args.out)?;
     let mut bundle = recipe::train(&spec, &device(), &mut progress_printer(), &mut |line| eprintln!("{line}"))?;
     if let Some(training) = bundle.manifest.training.as_object_mut() {
         training.insert("command".into(), std::env::args().collect::<Vec<_>>().join(" ").into());
@@ -394,39 +422,41 @@ fn eval(args: EvalArgs) -> Result<()> {
     let encode = |t: &str| classifier.encode(t);
     let set = Encoded::new(&encode, &labels, &data.examples, &name)?;
     let metrics = Metrics::from_probabilities(&labels, &set.labels, &classifier.probabilities_of(&set.ids));
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string(&metrics)?);
+        writeln!(out, "{}", serde_json::to_string(&metrics)?)?;
     } else {
-        print_metrics(&metrics);
+        print_metrics(&mut out, &metrics)?;
     }
     Ok(())
 }
 
-fn print_metrics(m: &Metrics) {
-    println!("accuracy  {:.4}\nmacro-F1  {:.4}", m.accuracy, m.macro_f1);
+fn print_metrics(out: &mut impl Write, m: &Metrics) -> std::io::Result<()> {
+    writeln!(out, "accuracy  {:.4}\nmacro-F1  {:.4}", m.accuracy, m.macro_f1)?;
     if let Some(ece) = m.ece {
-        println!("ECE       {ece:.4} (15 bins)");
+        writeln!(out, "ECE       {ece:.4} (15 bins)")?;
     }
-    println!();
+    writeln!(out)?;
     let width = m.confusion.labels.iter().map(|l| l.chars().count()).max().unwrap_or(5).max(5);
-    println!("{:width$}  precision  recall  f1      support", "label");
+    writeln!(out, "{:width$}  precision  recall  f1      support", "label")?;
     for label in &m.confusion.labels {
         let c = &m.per_class[label];
-        println!("{label:width$}  {:.4}     {:.4}  {:.4}  {}", c.precision, c.recall, c.f1, c.support);
+        writeln!(out, "{label:width$}  {:.4}     {:.4}  {:.4}  {}", c.precision, c.recall, c.f1, c.support)?;
     }
-    println!("\nconfusion (rows: truth, columns: predicted)");
-    print!("{:width$}", "");
+    writeln!(out, "\nconfusion (rows: truth, columns: predicted)")?;
+    write!(out, "{:width$}", "")?;
     for label in &m.confusion.labels {
-        print!("  {label:>width$}");
+        write!(out, "  {label:>width$}")?;
     }
-    println!();
+    writeln!(out)?;
     for (label, row) in m.confusion.labels.iter().zip(&m.confusion.matrix) {
-        print!("{label:width$}");
+        write!(out, "{label:width$}")?;
         for n in row {
-            print!("  {n:>width$}");
+            write!(out, "  {n:>width$}")?;
         }
-        println!();
+        writeln!(out)?;
     }
+    Ok(())
 }
 
 fn predict(args: PredictArgs) -> Result<()> {
@@ -449,29 +479,29 @@ fn predict(args: PredictArgs) -> Result<()> {
         Ok(())
     };
     // Arguments, a file and standard input all go through the core's one reader: BOM dropped,
-    // encoding detected, blank reviews skipped and counted.
-    let records = if !args.texts.is_empty() {
-        let options = ReadOptions { format: Some(Format::Txt), encoding: Encoding::Utf8, ..ReadOptions::default() };
-        parse_records("arguments", args.texts.join("\n").as_bytes(), &options)?
-    } else {
-        match &args.input {
-            Some(path) => {
-                let name = path.display().to_string();
-                // The core's one rule for names: .tsv/.csv/.jsonl give their text column, .txt and a
-                // name without an extension one review per line, any other extension is refused.
-                read_records(&name, &args.read.options(None))?
-            }
-            None => {
-                let mut bytes = Vec::new();
-                std::io::stdin().lock().read_to_end(&mut bytes).context("cannot read standard input")?;
-                parse_records("<stdin>", &bytes, &args.read.options(Some(Format::Txt)))?
-            }
-        }
-    };
-    if records.skipped_blank > 0 {
-        eprintln!("skipped {} blank reviews", records.skipped_blank);
+    // encoding detected, blank reviews skipped and counted. The file's reviews come first, then
+    // the arguments'; standard input is read only when there are neither.
+    let mut sources = Vec::new();
+    if let Some(path) = &args.input {
+        let name = path.display().to_string();
+        // The core's one rule for names: .tsv/.csv/.jsonl give their text column, .txt and a
+        // name without an extension one review per line, any other extension is refused.
+        sources.push(read_records(&name, &args.read.options(None))?);
     }
-    let texts: Vec<String> = records.records.into_iter().map(|r| r.text).collect();
+    if !args.texts.is_empty() {
+        let options = ReadOptions { format: Some(Format::Txt), encoding: Encoding::Utf8, ..ReadOptions::default() };
+        sources.push(parse_records("arguments", args.texts.join("\n").as_bytes(), &options)?);
+    }
+    if sources.is_empty() {
+        let mut bytes = Vec::new();
+        std::io::stdin().lock().read_to_end(&mut bytes).context("cannot read standard input")?;
+        sources.push(parse_records("<stdin>", &bytes, &args.read.options(Some(Format::Txt)))?);
+    }
+    let skipped_blank: usize = sources.iter().map(|r| r.skipped_blank).sum();
+    if skipped_blank > 0 {
+        eprintln!("skipped {skipped_blank} blank reviews");
+    }
+    let texts: Vec<String> = sources.into_iter().flat_map(|r| r.records).map(|r| r.text).collect();
     // Classify in chunks so that output streams on long inputs.
     for chunk in texts.chunks(256) {
         emit(chunk)?;
@@ -482,10 +512,6 @@ fn predict(args: PredictArgs) -> Result<()> {
 fn finetune_cmd(args: FinetuneArgs) -> Result<()> {
     let freeze: Freeze = args.freeze.parse().map_err(anyhow::Error::msg)?;
     let precision: Precision = args.precision.parse().map_err(anyhow::Error::msg)?;
-    let mut bundle = load_bundle(&args.model)?;
-    let data = load_data(&args.data, &args.read)?;
-    let valid = args.valid.as_deref().map(|p| load_data(p, &args.read)).transpose()?;
-    let classes_before = bundle.manifest.labels.len();
     let options = TrainOptions {
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -495,6 +521,12 @@ fn finetune_cmd(args: FinetuneArgs) -> Result<()> {
         freeze,
         distill: Distillation::default(),
     };
+    options.validate()?;
+    check_out(&args.out)?;
+    let mut bundle = load_bundle(&args.model)?;
+    let data = load_data(&args.data, &args.read)?;
+    let valid = args.valid.as_deref().map(|p| load_data(p, &args.read)).transpose()?;
+    let classes_before = bundle.manifest.labels.len();
     let valid_examples = valid.map(|v| v.examples).unwrap_or_default();
     let data_name = args.data.display().to_string();
     let base = bundle.manifest.training.clone();
