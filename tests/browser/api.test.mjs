@@ -341,3 +341,27 @@ test('the shipped model stays within the 2 MB budget', () => {
   const model = readFileSync(join(ROOT, 'dist/models/default/model.bpk'));
   assert.ok(model.length <= 2 * 1024 * 1024, `model ${model.length} bytes`);
 });
+
+test('fineTune refuses options that cannot train with the core\'s message (the CLI\'s and Python\'s), leaving the model as it was', async () => {
+  await inBrowser({ webgpu: false }, apiPage(), async ({ page, errors }) => {
+    const result = await page.evaluate(async () => {
+      const { Classifier } = await import('/xinsheng.js');
+      const clf = await Classifier.load({ backend: 'cpu' });
+      const examples = [{ text: '还行吧', label: 'positive' }];
+      const before = await clf.classify(['还行吧']);
+      const refused = [];
+      for (const options of [{ epochs: 0 }, { lr: NaN }, { lr: -1 }, { batchSize: 0 }]) {
+        refused.push(await clf.fineTune(examples, options).then(() => 'trained', (e) => e.message));
+      }
+      return { refused, before, after: await clf.classify(['还行吧']) };
+    });
+    assert.deepEqual(result.refused, [
+      'epochs must be at least 1, got 0',
+      'the learning rate (lr) must be a finite number above 0, got NaN',
+      'the learning rate (lr) must be a finite number above 0, got -1',
+      'the batch size must be at least 1, got 0',
+    ]);
+    assert.deepEqual(result.after, result.before, 'a refused fine-tune trains nothing');
+    assert.deepEqual(errors, []);
+  });
+});

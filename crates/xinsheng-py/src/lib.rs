@@ -262,9 +262,8 @@ impl Classifier {
             freeze: parse::<Freeze>("freeze", freeze)?,
             ..defaults
         };
-        if options.epochs == 0 || options.batch_size == 0 {
-            return Err(PyValueError::new_err("epochs and batch_size must be at least 1"));
-        }
+        // The core's one check (the CLI's and the browser's words), before anything is prepared.
+        options.validate().map_err(py_err)?;
         let lines = (1..=examples.len()).collect();
         let data = Dataset { examples, lines, skipped_empty: 0 };
         let mut reporter = Reporter { progress, failure: None };
@@ -423,6 +422,11 @@ fn train(
         temperature,
     };
     let precision = parse::<Precision>("precision", precision)?;
+    // Bad options and an output path that cannot be written fail now, not after the last epoch.
+    spec.validate().map_err(py_err)?;
+    if let Some(out) = &out {
+        Bundle::destination(out).map_err(py_err)?;
+    }
     let mut reporter = Reporter { progress, failure: None };
     let bundle = py
         .detach(|| {

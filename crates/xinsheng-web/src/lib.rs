@@ -13,7 +13,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use xinsheng_core::classifier::{TokenWeight, inference_batches, scatter_rows};
 use xinsheng_core::rng::SplitMix64;
-use xinsheng_core::train::{Encoded, EpochTally, Freeze, Trainer, batches, with_labels_of};
+use xinsheng_core::train::{Encoded, EpochTally, Freeze, TrainOptions, Trainer, batches, with_labels_of};
 use xinsheng_core::{Bundle, Classifier, Example, Precision, Prediction, SentimentModel, TokenizerKind};
 
 thread_local! {
@@ -271,19 +271,24 @@ impl Engine {
         } else {
             serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("fine-tuning options: {e}")))?
         };
+        // The page's defaults; the core's one validation refuses what cannot train (epochs 0,
+        // a NaN or negative rate …) with the same words as the CLI and Python.
+        let train_options = TrainOptions {
+            epochs: options.epochs.unwrap_or(8),
+            lr: options.lr.unwrap_or(2e-3),
+            batch_size: options.batch_size.unwrap_or(16),
+            seed: options.seed.unwrap_or(42),
+            freeze: options.freeze.unwrap_or_default(),
+            ..TrainOptions::default()
+        };
+        train_options.validate().map_err(js_error)?;
+        let TrainOptions { epochs, lr, batch_size, seed, freeze, .. } = train_options;
         if examples.is_empty() {
             return Err(JsError::new("fine-tuning needs at least one labelled example"));
         }
         if let Some(bad) = examples.iter().position(|e| e.label.trim().is_empty()) {
             return Err(JsError::new(&format!("example {} has an empty label", bad + 1)));
         }
-        let epochs = options.epochs.unwrap_or(8).max(1);
-        let lr = options.lr.unwrap_or(2e-3);
-        if !(lr.is_finite() && lr > 0.0) {
-            return Err(JsError::new("the learning rate must be a positive number"));
-        }
-        let batch_size = options.batch_size.unwrap_or(16).max(1);
-        let seed = options.seed.unwrap_or(42);
 
         let base =
             Bundle { manifest: self.classifier.bundle.manifest.clone(), model: self.classifier.bundle.model.clone() };
@@ -295,7 +300,7 @@ impl Engine {
         let data = Encoded::new(&encode, &manifest.labels, &examples, "corrections").map_err(js_error)?;
 
         self.classifier.device.seed(seed);
-        let mut trainer = Trainer::new(model, lr, options.freeze.unwrap_or_default());
+        let mut trainer = Trainer::new(model, lr, freeze);
         let mut rng = SplitMix64::new(seed);
         let (mut steps, mut tally) = (0, EpochTally::default());
         for epoch in 1..=epochs {

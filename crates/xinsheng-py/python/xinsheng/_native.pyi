@@ -113,12 +113,15 @@ class Classifier:
 
         A label the model lacks raises ``ValueError`` unless ``add_labels=True`` (then it becomes
         a new class); so does a label differing from a known one only by case or width
-        (``Positive`` beside ``positive``), texts and labels of different lengths, or zero
-        epochs. On an error the model is unchanged."""
+        (``Positive`` beside ``positive``), texts and labels of different lengths, or options
+        that cannot train (``epochs``, ``batch_size`` or ``patience`` 0, an ``lr`` that is not a
+        finite number above 0: the CLI's check and messages). On an error the model is
+        unchanged."""
 
     def save(self, path: _Path, precision: str = "f16") -> str:
-        """Writes the bundle (``.bpk`` file, or a directory that gets ``model.bpk``) and returns
-        the file written. ``precision`` is ``"f16"`` (half the size) or ``"f32"``."""
+        """Writes the bundle (``.bpk`` file, or a new, empty or model directory that gets
+        ``model.bpk``) and returns the file written; an existing file or a directory of other
+        files raises ``ValueError``. ``precision`` is ``"f16"`` (half the size) or ``"f32"``."""
 
 def train(
     data: Union[_Path, Sequence[_Path]],
@@ -168,4 +171,7 @@ def train(
     reports go to the ``xinsheng`` logger (INFO), per-epoch figures to ``progress``.
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for malformed data
-    (the message names the file and line), fewer than two labels or inconsistent options."""
+    (the message names the file and line), fewer than two labels, or options that cannot
+    train (an ``lr`` that is not a finite number above 0, ``epochs`` 0 …) and an ``out`` that
+    cannot be written (as for ``Classifier.save``), both checked before the first epoch, in
+    the CLI's words."""
