@@ -95,10 +95,15 @@ pub fn decode(name: &str, bytes: &[u8], encoding: Encoding) -> Result<Decoded> {
             None => match std::str::from_utf8(bytes) {
                 Ok(text) => return checked(name, text.to_string(), Encoding::Utf8),
                 Err(e) => {
-                    // A line that is UTF-8 Chinese beside one that is not: two files put together.
-                    // Read whole as GB18030, the UTF-8 lines would be mojibake.
-                    if let Some(utf8_line) = first_utf8_line(bytes) {
-                        return Err(mixed_encodings(name, line_at(bytes, e.valid_up_to()), utf8_line));
+                    // A GBK line beside one that is UTF-8 Chinese: two files put together. Read
+                    // whole as GB18030, the UTF-8 lines would be mojibake. (A line valid in neither
+                    // encoding is reported as such below.)
+                    let bad = line_at(bytes, e.valid_up_to());
+                    let bad_line = bytes.split(|&b| b == b'\n').nth(bad - 1).unwrap_or_default();
+                    let gbk_line =
+                        encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(bad_line).is_some();
+                    if let (true, Some(utf8_line)) = (gbk_line, first_utf8_line(bytes)) {
+                        return Err(mixed_encodings(name, bad, utf8_line));
                     }
                     let gb = encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(bytes);
                     return match gb {
