@@ -457,7 +457,12 @@ export class Classifier {
     });
   }
 
-  /** Per-token importance for the predicted label: `[{token, weight}]` (positive supports it). */
+  /**
+   * Per-token importance for the predicted label: `[{token, weight, start, end}]` (weight > 0
+   * supports it). `token` is what the model reads (normalised); `start`…`end` are the code
+   * points of `text` it was read from (`Array.from(text).slice(start, end)`), absent only where
+   * the normalisation cannot be traced.
+   */
   explain(text) {
     return this.#serial(() => this.#call('explain', { text: String(text ?? '') }));
   }

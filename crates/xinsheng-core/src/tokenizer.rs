@@ -278,7 +278,10 @@ mod tests {
     /// The characters of the original text under each token's span.
     fn sources(t: &Tokenizer, text: &str) -> Vec<String> {
         let chars: Vec<char> = text.chars().collect();
-        t.tokenize_spans(text).into_iter().map(|s| s.span.map_or(String::new(), |(a, b)| chars[a..b].iter().collect())).collect()
+        t.tokenize_spans(text)
+            .into_iter()
+            .map(|s| s.span.map_or(String::new(), |(a, b)| chars[a..b].iter().collect()))
+            .collect()
     }
 
     #[test]

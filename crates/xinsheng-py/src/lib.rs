@@ -219,6 +219,10 @@ impl Classifier {
             let item = PyDict::new(py);
             item.set_item("token", t.token)?;
             item.set_item("weight", t.weight)?;
+            if let (Some(start), Some(end)) = (t.start, t.end) {
+                item.set_item("start", start)?;
+                item.set_item("end", end)?;
+            }
             list.append(item)?;
         }
         d.set_item("tokens", list)?;

@@ -268,6 +268,32 @@ fn predict_explains_tokens_on_request() {
     let joined: String = tokens.iter().map(|t| t["token"].as_str().unwrap()).collect();
     assert_eq!(joined, "快递很慢,客服态度很差", "every token, in order (full-width comma normalised)");
     assert!(tokens.iter().all(|t| t["weight"].as_f64().unwrap().abs() <= 1.0));
+    assert_eq!((&tokens[4]["token"], &tokens[4]["start"], &tokens[4]["end"]), (&",".into(), &4.into(), &5.into()));
+}
+
+#[test]
+fn explained_tokens_point_at_the_text_as_written() {
+    let text = "iPhone很好用ＡＢＣ①，物流ＯＫ！";
+    let out = xinsheng(&["predict", "--explain", text]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let chars: Vec<char> = text.chars().collect();
+    let read: Vec<(String, String)> = line["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let (start, end) = (t["start"].as_u64().unwrap() as usize, t["end"].as_u64().unwrap() as usize);
+            (t["token"].as_str().unwrap().to_string(), chars[start..end].iter().collect())
+        })
+        .collect();
+    let pairs = [("iphone", "iPhone"), ("很", "很"), ("好", "好"), ("用", "用"), ("abc1", "ＡＢＣ①"), (",", "，")];
+    let expected: Vec<(String, String)> = pairs
+        .iter()
+        .chain(&[("物", "物"), ("流", "流"), ("ok", "ＯＫ"), ("!", "！")])
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(read, expected);
 }
 
 /// The team's phenomena set: `(label, kind, text)` rows of tests/quality/phenomena.tsv.

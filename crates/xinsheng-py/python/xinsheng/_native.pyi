@@ -1,7 +1,7 @@
 """Types and documentation of the compiled core (``xinsheng._native``)."""
 
 from os import PathLike
-from typing import Callable, Optional, Sequence, TypedDict, Union
+from typing import Callable, NotRequired, Optional, Sequence, TypedDict, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -20,9 +20,14 @@ class Prediction(TypedDict):
 
 class TokenWeight(TypedDict):
     token: str
+    """The token as the model reads it (normalised: ``"ＡＢＣ"`` is ``"abc"``)."""
     weight: float
     """How much the predicted label's probability falls when this token alone is replaced by
     ``<unk>`` (occlusion); positive supports the label, negative speaks against it."""
+    start: NotRequired[int]
+    """``text[start:end]`` is what the token was read from in the original text (``str``
+    indices); absent only where the normalisation cannot be traced character by character."""
+    end: NotRequired[int]
 
 class Explanation(Prediction):
     tokens: list[TokenWeight]
