@@ -61,6 +61,15 @@ def test_explain_matches_the_cli(clf):
     assert explained["label"] == native["label"]
 
 
+def test_explained_tokens_index_the_text_as_written(clf):
+    text = "iPhone很好用ＡＢＣ①，物流ＯＫ！"
+    explained = clf.explain(text)
+    [native] = cli_predict([text], extra=["--explain"])
+    read = [(t["token"], text[t["start"] : t["end"]]) for t in explained["tokens"]]
+    assert read[0] == ("iphone", "iPhone") and ("abc1", "ＡＢＣ①") in read and ("ok", "ＯＫ") in read
+    assert [(t["start"], t["end"]) for t in explained["tokens"]] == [(t["start"], t["end"]) for t in native["tokens"]]
+
+
 def test_bad_input_raises_python_exceptions(clf, tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         xinsheng.Classifier.load(tmp_path / "missing")
