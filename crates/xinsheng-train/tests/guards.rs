@@ -180,7 +180,7 @@ fn predict_classifies_the_input_file_then_the_arguments() {
     let file = file.to_str().unwrap();
     let out = run(&["predict", "--input", file, "额外", "", "非常满意"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let texts: Vec<String> = String::from_utf8(out.stdout)
+    let texts: Vec<String> = String::from_utf8(out.stdout.clone())
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string())
