@@ -103,3 +103,61 @@ impl fmt::Display for Error {
 // repeat it.
 impl std::error::Error for Error {}
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::{Encoding, ReadOptions, parse_records};
+
+    fn code_of(name: &str, text: &[u8], options: &ReadOptions) -> &'static str {
+        parse_records(name, text, options).unwrap_err().code().expect("the file reader's errors carry a code").code
+    }
+
+    #[test]
+    fn file_errors_carry_a_stable_code_and_the_values_of_their_message() {
+        let err = parse_records("r.csv", "title,score\n好,5\n".as_bytes(), &ReadOptions::default()).unwrap_err();
+        assert!(err.to_string().starts_with("r.csv:1: the header row needs a text column"), "{err}");
+        let code = err.code().unwrap();
+        assert_eq!(code.code, "no-text-column");
+        assert_eq!(code.values["file"], "r.csv");
+        assert_eq!(code.values["line"], "1");
+        assert_eq!(code.values["found"], "title, score");
+        assert!(code.values["columns"].starts_with("text, review, content"));
+        let none = parse_records("r.txt", b"\n \n", &ReadOptions::default()).unwrap_err().code().unwrap();
+        assert!(!none.values.contains_key("line"), "no line where the message names none");
+
+        let default = ReadOptions::default();
+        let with = |f: fn(&mut ReadOptions)| {
+            let mut o = ReadOptions::default();
+            f(&mut o);
+            o
+        };
+        let gbk = encoding_rs::GB18030.encode("物流太慢了\n").0.into_owned();
+        let mixed = [&gbk[..], "价格和配置都很满意\n".as_bytes()].concat();
+        let cases: [(&str, &[u8], ReadOptions, &str); 20] = [
+            ("a.xlsx", b"text\nx\n", default.clone(), "unknown-format"),
+            ("a.txt", &mixed, default.clone(), "mixed-encodings"),
+            ("a.txt", b"ok\n\xff\xff\xff\n", default.clone(), "not-utf8-or-gb18030"),
+            ("a.txt", b"a\n\xff\n", with(|o| o.encoding = Encoding::Utf8), "not-in-encoding"),
+            ("a.csv", b"PK\x03\x04\0\0", default.clone(), "binary-file"),
+            ("a.txt", b"\n \n", default.clone(), "empty-file"),
+            ("a.csv", b" \n", default.clone(), "empty-table"),
+            ("a.tsv", b"text\n\n \n", default.clone(), "no-reviews"),
+            ("a.csv", b"text,label\nx,1\n", with(|o| o.label_map = "0=negative".parse().unwrap()), "label-not-in-map"),
+            ("a.csv", b"text,label\nx,1\n", with(|o| o.text_column = Some("body".into())), "no-text-column-named"),
+            ("a.csv", b"text,label\nx,1\n", with(|o| o.label_column = Some("y".into())), "no-label-column-named"),
+            ("a.tsv", b"label\ttext\nno tab\n", default.clone(), "tsv-columns"),
+            ("a.csv", b"label,text\na,b,c\n", default.clone(), "malformed-csv"),
+            ("a.jsonl", b"{\"label\": \n", default.clone(), "malformed-json"),
+            ("a.jsonl", b"[1, 2]\n", default.clone(), "json-array-line"),
+            ("a.jsonl", b"{\"data\": \"x\"}\n", default.clone(), "no-text-key"),
+            ("a.jsonl", b"{\"data\": \"x\"}\n", with(|o| o.text_column = Some("body".into())), "no-text-key-named"),
+            ("a.jsonl", b"{\"text\": 5}\n", default.clone(), "text-not-string"),
+            ("a.jsonl", b"{\"text\": \"x\", \"label\": {\"a\": 1}}\n", default.clone(), "bad-label"),
+            ("a.jsonl", b"{\"text\": \"x\", \"label\": [\"a\", \"b\"]}\n", default.clone(), "many-labels"),
+        ];
+        for (name, bytes, options, code) in cases {
+            assert_eq!(code_of(name, bytes, &options), code, "{name} {:?}", String::from_utf8_lossy(bytes));
+        }
+        assert_eq!(Error::Invalid("no code".into()).code(), None);
+    }
+}
