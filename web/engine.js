@@ -12,6 +12,7 @@
 // Large byte arrays travel as transferables, never copied twice.
 
 import init, { Engine, initWebgpu, loadWordDictionary, parseFile } from './xinsheng-web.js';
+import { openDatabase } from './idb.js';
 
 const here = new URL('.', import.meta.url);
 
@@ -168,32 +169,10 @@ function storageError(cause, doing) {
   return error;
 }
 
-/** Opens the model store; settles on success, error and blocked alike. */
+/** Opens the model store (see idb.js: it always settles), failures named by storageError. */
 function openDb() {
-  return new Promise((resolve, reject) => {
-    let request;
-    try {
-      request = indexedDB.open(DB_NAME, 1);
-    } catch (e) {
-      reject(storageError(e, 'opening the model store')); // no IndexedDB here at all
-      return;
-    }
-    let settled = false;
-    request.onupgradeneeded = () => request.result.createObjectStore(STORE);
-    request.onsuccess = () => {
-      if (settled) request.result.close(); // we gave up on it while it was blocked
-      else resolve(request.result);
-      settled = true;
-    };
-    request.onerror = (event) => {
-      event.preventDefault();
-      settled = true;
-      reject(storageError(request.error, 'opening the model store'));
-    };
-    request.onblocked = () => {
-      settled = true;
-      reject(storageError(new Error('another tab keeps an older version of it open'), 'opening the model store'));
-    };
+  return openDatabase(DB_NAME, 1, (request) => request.result.createObjectStore(STORE)).catch((e) => {
+    throw storageError(e, 'opening the model store');
   });
 }
 

@@ -7,6 +7,8 @@
 // page is told what did not fit, and later writes try again (corrections not yet written go
 // with them, so none is lost while the page is open).
 
+import { openDatabase } from '../idb.js';
+
 const DB = 'xinsheng-demo';
 const VERSION = 2;
 const memory = { state: new Map(), corrections: new Map() };
@@ -19,44 +21,20 @@ const unsynced = new Map();
 export const isQuotaError = (e) => e?.name === 'QuotaExceededError';
 
 function open() {
-  return new Promise((resolve, reject) => {
-    let request;
-    try {
-      request = indexedDB.open(DB, VERSION);
-    } catch (e) {
-      reject(e); // no IndexedDB here (denied, or not offered)
-      return;
-    }
-    let settled = false;
-    request.onupgradeneeded = (event) => {
-      const db = request.result;
-      if (!db.objectStoreNames.contains('state')) db.createObjectStore('state');
-      if (event.oldVersion < 2) {
-        const corrections = db.createObjectStore('corrections', { keyPath: 'text' });
-        // Version 1 kept every correction in one array under state/'corrections'.
-        if (event.oldVersion === 1) {
-          const state = request.transaction.objectStore('state');
-          state.get('corrections').onsuccess = (e) => {
-            (e.target.result ?? []).forEach((c, i) => corrections.put({ text: c.text, label: c.label, at: i }));
-            state.delete('corrections');
-          };
-        }
+  return openDatabase(DB, VERSION, (request, event) => {
+    const db = request.result;
+    if (!db.objectStoreNames.contains('state')) db.createObjectStore('state');
+    if (event.oldVersion < 2) {
+      const corrections = db.createObjectStore('corrections', { keyPath: 'text' });
+      // Version 1 kept every correction in one array under state/'corrections'.
+      if (event.oldVersion === 1) {
+        const state = request.transaction.objectStore('state');
+        state.get('corrections').onsuccess = (e) => {
+          (e.target.result ?? []).forEach((c, i) => corrections.put({ text: c.text, label: c.label, at: i }));
+          state.delete('corrections');
+        };
       }
-    };
-    request.onsuccess = () => {
-      if (settled) request.result.close(); // we gave up on it while it was blocked
-      else resolve(request.result);
-      settled = true;
-    };
-    request.onerror = (event) => {
-      event.preventDefault();
-      settled = true;
-      reject(request.error ?? new Error('IndexedDB cannot be opened'));
-    };
-    request.onblocked = () => {
-      settled = true;
-      reject(new Error('IndexedDB is blocked by another tab'));
-    };
+    }
   });
 }
 

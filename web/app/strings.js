@@ -329,8 +329,5 @@ export const STRINGS = {
   },
 };
 
-/** How each language shows the common label keys; other labels are shown as they are. */
-export const LABEL_NAMES = {
-  zh: { positive: '正面', negative: '负面', neutral: '中立' },
-  en: { positive: 'positive', negative: 'negative', neutral: 'neutral' },
-};
+/** How each language shows the common label keys (the widget's table: one list of names). */
+export { LABEL_NAMES } from '../widget-strings.js';
