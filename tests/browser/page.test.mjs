@@ -19,9 +19,13 @@ function flows(backend) {
   const ready = (page) => page.waitForSelector('body[data-ready=true]', { timeout: 180_000 });
 
   async function classify(page, texts) {
+    // Wait out any classification in flight (a switch of model reclassifies the table), then
+    // wait for this one's end: the rows of an earlier batch must not be read as its answer.
+    await page.waitForSelector('#classify:not([disabled])', { timeout: 180_000 });
+    await page.evaluate(() => delete document.body.dataset.classified);
     await page.fill('#input', texts.join('\n'));
     await page.click('#classify');
-    await page.waitForFunction((n) => document.querySelectorAll('#results tbody tr').length === n, texts.length);
+    await page.waitForSelector(`body[data-classified="${texts.length}"]`, { timeout: 180_000 });
     return page.$$eval('#results tbody tr', (rows) => rows.map((r) => r.dataset.label));
   }
 
