@@ -220,9 +220,11 @@ def clauses(text):
 
 
 def transfer_texts(train_texts, exclude):
+    """Per training review a clause crop and a character-dropout copy; returns (texts, kinds,
+    sources), sources[i] being the index in train_texts that texts[i] was made from."""
     rng = np.random.default_rng(TRANSFER_SEED)
-    texts, kinds = [], []
-    for text in train_texts:
+    texts, kinds, sources = [], [], []
+    for source, text in enumerate(train_texts):
         parts = clauses(text)
         if len(parts) >= 2:
             k = int(rng.integers(1, len(parts)))  # 1 .. n-1 clauses
@@ -231,12 +233,14 @@ def transfer_texts(train_texts, exclude):
             if len(crop) >= MIN_CROP_CHARS and crop != text and crop not in exclude:
                 texts.append(crop)
                 kinds.append("clause")
+                sources.append(source)
         keep = rng.random(len(text)) >= DROP_P
         dropped = "".join(c for c, kept in zip(text, keep) if kept).strip()
         if dropped and dropped != text and dropped not in exclude:
             texts.append(dropped)
             kinds.append("drop")
-    return texts, kinds
+            sources.append(source)
+    return texts, kinds, sources
 
 
 # ---------------------------------------------------------------- --check
@@ -334,7 +338,7 @@ def run(a):
         named[name] = read_tsv(path, False)
     if a.transfer:
         exclude = set(t for d in named.values() for t in d["text"])
-        texts, kinds = transfer_texts(train["text"], exclude)
+        texts, kinds, _ = transfer_texts(train["text"], exclude)
         log(f"transfer: {kinds.count('clause')} clause crops, {kinds.count('drop')} drop copies")
         named["transfer.tsv"] = {"text": texts, "kind": kinds}
 
