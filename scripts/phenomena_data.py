@@ -12,9 +12,10 @@ so the same command always writes the same bytes:
 
 Columns: label (positive / negative / neutral), kind, domain, text. See data/phenomena/README.md.
 
-Rows are left out when their text equals a text of data/valid.tsv or data/test.tsv, or when it
-equals or shares any 10-character substring with a text of tests/quality/phenomena.tsv (the
-held-out evaluation set). That file is read only to exclude overlaps; only counts are printed.
+Rows are left out when their text equals or shares any 10-character substring with a text of a
+held-out file: data/valid.tsv, data/test.tsv, data/phenomena/valid.tsv (the phenomena validation
+set) or tests/quality/phenomena.tsv (the evaluation set). Those files are read only to exclude
+overlaps; only counts are printed.
 Stdlib only, no network.
 """
 
@@ -28,8 +29,9 @@ from collections import Counter, defaultdict
 SEED = 20261202
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "data", "phenomena", "train.tsv")
-QUALITY = os.path.join(ROOT, "tests", "quality", "phenomena.tsv")
-HELD_OUT = [os.path.join(ROOT, "data", "valid.tsv"), os.path.join(ROOT, "data", "test.tsv")]
+# Held-out files: never printed, read only to leave out rows that equal or overlap them.
+HELD_OUT = [os.path.join(ROOT, *p.split("/")) for p in (
+    "data/valid.tsv", "data/test.tsv", "data/phenomena/valid.tsv", "tests/quality/phenomena.tsv")]
 OVERLAP_N = 10
 CAP_FACTOR = 1.6  # no template gives more than 1.6x its even share of a (kind, label)
 
@@ -2660,14 +2662,13 @@ class Generator:
         self.rows, self.keys = [], set()
         self.rejected = Counter()
         self.used = Counter()  # (kind, template, label) -> rows
-        self.held_out = set()
+        held = []
         for p in HELD_OUT:
-            self.held_out.update(read_texts(p))
-        if not os.path.exists(QUALITY):
-            sys.exit(f"{QUALITY} is needed (only to leave out rows that overlap it)")
-        quality = read_texts(QUALITY)  # never printed: used only to exclude overlaps
-        self.q_exact = set(quality)
-        self.q_grams = {t[i:i + OVERLAP_N] for t in quality for i in range(len(t) - OVERLAP_N + 1)}
+            if not os.path.exists(p):
+                sys.exit(f"{p} is needed (only to leave out rows that overlap it)")
+            held += read_texts(p)  # never printed: used only to exclude overlaps
+        self.held_exact = set(held)
+        self.held_grams = {t[i:i + OVERLAP_N] for t in held for i in range(len(t) - OVERLAP_N + 1)}
 
     def accept(self, text, L, kind, dom):
         lo, hi = LENGTH.get(kind, DEFAULT_LENGTH)
@@ -2680,14 +2681,11 @@ class Generator:
         if key in self.keys:
             self.rejected["duplicate"] += 1
             return False
-        if text in self.held_out:
-            self.rejected["equals data/valid.tsv or data/test.tsv"] += 1
+        if text in self.held_exact:
+            self.rejected["equals a held-out text"] += 1
             return False
-        if text in self.q_exact:
-            self.rejected["equals a tests/quality/phenomena.tsv text"] += 1
-            return False
-        if any(text[i:i + OVERLAP_N] in self.q_grams for i in range(len(text) - OVERLAP_N + 1)):
-            self.rejected["shares a 10-char substring with tests/quality/phenomena.tsv"] += 1
+        if any(text[i:i + OVERLAP_N] in self.held_grams for i in range(len(text) - OVERLAP_N + 1)):
+            self.rejected["shares a 10-char substring with a held-out text"] += 1
             return False
         self.keys.add(key)
         self.rows.append((L, kind, dom, text))
