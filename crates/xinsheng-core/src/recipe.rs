@@ -26,8 +26,10 @@ use crate::vocab::{Bigrams, Vocab};
 pub struct TrainSpec {
     /// Labelled training files (.tsv, .csv, .jsonl), trained on together.
     pub data: Vec<PathBuf>,
-    /// Validation file for early stopping, model selection and calibration.
-    pub valid: Option<PathBuf>,
+    /// Validation files for early stopping, model selection and calibration. The epoch kept is
+    /// the one with the best [`crate::train::selection_score`] (the mean of the files' accuracies); the
+    /// temperature is fitted on all of them together; the bundle's metrics are the first file's.
+    pub valid: Vec<PathBuf>,
     /// Teacher probability files to distil (see [`read_teacher`]).
     pub teacher: Vec<PathBuf>,
     /// How the data files are read.
@@ -67,7 +69,7 @@ impl Default for TrainSpec {
     fn default() -> Self {
         TrainSpec {
             data: Vec::new(),
-            valid: None,
+            valid: Vec::new(),
             teacher: Vec::new(),
             read: ReadOptions::default(),
             arch: Arch::Lstm,
@@ -201,7 +203,7 @@ pub fn train(
         train_data.examples.extend(part.examples);
         train_data.lines.extend(part.lines);
     }
-    let valid_data = spec.valid.as_deref().map(|p| load_dataset(p, &spec.read, log)).transpose()?;
+    let valid_data = spec.valid.iter().map(|p| load_dataset(p, &spec.read, log)).collect::<Result<Vec<_>>>()?;
     let mut labels = train_data.labels();
     labels.sort();
     if labels.len() < 2 {
@@ -211,9 +213,10 @@ pub fn train(
             labels
         )));
     }
-    if let (Some(path), Some(valid)) = (&spec.valid, &valid_data) {
+    for (path, valid) in spec.valid.iter().zip(&valid_data) {
         valid.check_labels(&path.display().to_string(), &labels)?;
     }
+    let valid_examples: Vec<Example> = valid_data.iter().flat_map(|v| v.examples.iter().cloned()).collect();
 
     let tokenizer = Tokenizer::new(spec.tokenizer, spec.max_len);
     let tokens: Vec<Vec<String>> = train_data.examples.iter().map(|e| tokenizer.tokenize(&e.text)).collect();
@@ -226,8 +229,8 @@ pub fn train(
         teacher_rows.extend(read_teacher(&path.display().to_string(), &labels)?);
     }
     let teacher_match = (!spec.teacher.is_empty()).then(|| {
-        let held_out = valid_data.as_ref().map_or(&[][..], |v| &v.examples[..]);
-        let (set, stats) = attach_teacher(train_set.clone(), &train_data.examples, &teacher_rows, held_out, &encode);
+        let (set, stats) =
+            attach_teacher(train_set.clone(), &train_data.examples, &teacher_rows, &valid_examples, &encode);
         train_set = set;
         log(format!(
             "teacher: {} training examples matched, {} not scored by the teacher, {} transfer texts added \
@@ -242,10 +245,11 @@ pub fn train(
         ));
         stats
     });
-    let valid_set = match (&valid_data, &spec.valid) {
-        (Some(v), Some(path)) => Some(Encoded::new(&encode, &labels, &v.examples, &path.display().to_string())?),
-        _ => None,
-    };
+    let valid_sets = valid_data
+        .iter()
+        .zip(&spec.valid)
+        .map(|(v, path)| Encoded::new(&encode, &labels, &v.examples, &path.display().to_string()))
+        .collect::<Result<Vec<_>>>()?;
     let bigrams = (spec.bigrams > 0)
         .then(|| Bigrams::build(train_set.ids.iter().map(Vec::as_slice), spec.min_freq, spec.bigrams));
     let config = ModelConfig {
@@ -287,19 +291,30 @@ pub fn train(
     } else {
         model
     };
-    let fitted = fit(model, &train_set, valid_set.as_ref(), &labels, &options, on_event);
+    let fitted = fit(model, &train_set, &valid_sets, &labels, &options, on_event);
 
-    manifest.metrics = fitted.valid.clone();
-    let mut bundle = Bundle { manifest, model: fitted.model };
-    let calibration = valid_set.as_ref().map(|v| {
-        let c = calibrate(&mut bundle, v, device);
-        log(calibration_line(&c));
-        c
+    manifest.metrics = fitted.valid.first().cloned();
+    let selection = (!fitted.valid.is_empty()).then(|| {
+        serde_json::json!({
+            "rule": SELECTION_RULE,
+            "score": fitted.score,
+            "accuracy": paths(&spec.valid).into_iter().zip(&fitted.valid)
+                .map(|(p, m)| (p, serde_json::json!(m.accuracy))).collect::<serde_json::Map<_, _>>(),
+        })
     });
-    let paths = |p: &[PathBuf]| p.iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
+    let mut bundle = Bundle { manifest, model: fitted.model };
+    let calibration = (!valid_examples.is_empty())
+        .then(|| -> Result<Calibration> {
+            let all = Encoded::new(&encode, &labels, &valid_examples, &names(&spec.valid))?;
+            let c = calibrate(&mut bundle, &all, device);
+            log(calibration_line(&c));
+            Ok(c)
+        })
+        .transpose()?;
     bundle.manifest.training = serde_json::json!({
         "data": paths(&spec.data),
-        "valid": spec.valid.as_ref().map(|p| p.display().to_string()),
+        "valid": paths(&spec.valid),
+        "selection": selection,
         "teacher": paths(&spec.teacher),
         "teacher_match": teacher_match,
         "calibration": calibration,
@@ -312,6 +327,14 @@ pub fn train(
         "seconds": started.elapsed().as_secs_f64().round(),
     });
     Ok(bundle)
+}
+
+/// How [`train`] picks the epoch it keeps, as the bundle's manifest records it.
+pub const SELECTION_RULE: &str =
+    "the epoch with the best mean of the validation files' accuracies (argmax over all labels)";
+
+fn paths(p: &[PathBuf]) -> Vec<String> {
+    p.iter().map(|p| p.display().to_string()).collect()
 }
 
 /// One line on what calibration did.

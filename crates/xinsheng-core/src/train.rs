@@ -287,7 +287,10 @@ pub enum Event {
         epoch: usize,
         train_loss: f64,
         train_accuracy: f64,
-        valid: Option<Metrics>,
+        /// Metrics on each validation set, in the order given (empty without validation data).
+        valid: Vec<Metrics>,
+        /// [`selection_score`] of `valid`: what picks the epoch kept.
+        score: Option<f64>,
         best: bool,
     },
     /// Language-model pretraining: mean next-token loss so far in this epoch.
@@ -456,11 +459,20 @@ pub fn calibrate(bundle: &mut Bundle, data: &Encoded, device: &Device) -> Calibr
     Calibration { temperature, ece_before, ece_after }
 }
 
-/// Result of [`fit`]: the best weights (by validation accuracy, or the last without
-/// validation data) on the plain device, and their validation metrics.
+/// The model-selection rule: the mean of the validation sets' accuracies (argmax over all
+/// labels), each set counting the same however many rows it has; `None` without validation
+/// sets. With an in-domain set and a phenomena set, an epoch that gains on one and loses as
+/// much on the other is no better.
+pub fn selection_score(valid: &[Metrics]) -> Option<f64> {
+    (!valid.is_empty()).then(|| valid.iter().map(|m| m.accuracy).sum::<f64>() / valid.len() as f64)
+}
+
+/// Result of [`fit`]: the best weights (by [`selection_score`], or the last without
+/// validation data) on the plain device, and their metrics on each validation set.
 pub struct Fitted {
     pub model: SentimentModel,
-    pub valid: Option<Metrics>,
+    pub valid: Vec<Metrics>,
+    pub score: Option<f64>,
     pub epochs_run: usize,
 }
 
@@ -490,12 +502,14 @@ impl EpochTally {
     }
 }
 
-/// Trains `model` (on a plain device; training runs on its autodiff twin). `options` should
-/// have passed [`TrainOptions::validate`] (the recipe layer and [`finetune`] check them).
+/// Trains `model` (on a plain device; training runs on its autodiff twin), keeping the epoch
+/// with the best [`selection_score`] over `valid` and stopping after `patience` epochs without
+/// a better one. `options` should have passed [`TrainOptions::validate`] (the recipe layer and
+/// [`finetune`] check them).
 pub fn fit(
     model: SentimentModel,
     train: &Encoded,
-    valid: Option<&Encoded>,
+    valid: &[Encoded],
     labels: &[String],
     options: &TrainOptions,
     on_event: &mut dyn FnMut(Event),
@@ -504,7 +518,7 @@ pub fn fit(
     device.seed(options.seed);
     let mut trainer = Trainer::with_distillation(model, options.lr, options.freeze, options.distill);
     let mut rng = SplitMix64::new(options.seed);
-    let mut best: Option<(f64, SentimentModel, Option<Metrics>)> = None;
+    let mut best: Option<(f64, SentimentModel, Vec<Metrics>)> = None;
     let mut since_best = 0;
     let mut epochs_run = 0;
     for epoch in 1..=options.epochs {
@@ -523,11 +537,11 @@ pub fn fit(
             });
         }
         let current = trainer.model.valid();
-        let metrics = valid.map(|v| evaluate(&current, v, labels, &device));
-        let score = metrics.as_ref().map_or(epoch as f64, |m| m.accuracy);
-        let improved = best.as_ref().is_none_or(|(s, _, _)| score > *s);
+        let metrics: Vec<Metrics> = valid.iter().map(|v| evaluate(&current, v, labels, &device)).collect();
+        let score = selection_score(&metrics);
+        let improved = best.as_ref().is_none_or(|(s, _, _)| score.unwrap_or(epoch as f64) > *s);
         if improved {
-            best = Some((score, current, metrics.clone()));
+            best = Some((score.unwrap_or(epoch as f64), current, metrics.clone()));
             since_best = 0;
         } else {
             since_best += 1;
@@ -537,14 +551,16 @@ pub fn fit(
             train_loss: tally.loss(),
             train_accuracy: tally.accuracy(),
             valid: metrics,
+            score,
             best: improved,
         });
-        if valid.is_some() && since_best >= options.patience {
+        if !valid.is_empty() && since_best >= options.patience {
             break;
         }
     }
-    let (_, model, valid) = best.unwrap_or_else(|| (0.0, trainer.model.valid(), None));
-    Fitted { model, valid, epochs_run }
+    let (_, model, valid) = best.unwrap_or_else(|| (0.0, trainer.model.valid(), Vec::new()));
+    let score = selection_score(&valid);
+    Fitted { model, valid, score, epochs_run }
 }
 
 /// Fine-tunes a bundle on new examples. Labels the bundle lacks are appended to its label set
@@ -565,9 +581,10 @@ pub fn finetune(
     let labels = manifest.labels.clone();
     let encode = |t: &str| encode(&manifest.tokenizer, &manifest.vocab, t);
     let train = Encoded::new(&encode, &labels, examples, "fine-tuning data")?;
-    let valid = if valid.is_empty() { None } else { Some(Encoded::new(&encode, &labels, valid, "validation data")?) };
-    let Fitted { model, valid, epochs_run } = fit(model, &train, valid.as_ref(), &labels, options, on_event);
-    manifest.metrics = valid;
+    let valid =
+        if valid.is_empty() { Vec::new() } else { vec![Encoded::new(&encode, &labels, valid, "validation data")?] };
+    let Fitted { model, valid, epochs_run, .. } = fit(model, &train, &valid, &labels, options, on_event);
+    manifest.metrics = valid.into_iter().next();
     Ok((Bundle { manifest, model }, epochs_run))
 }
 

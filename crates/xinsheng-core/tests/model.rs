@@ -133,13 +133,21 @@ fn fit_keeps_the_best_epoch_and_reports_progress() {
         ..TrainOptions::default()
     };
     let mut epochs = 0;
-    let fitted = fit(classifier.bundle.model.clone(), &data, Some(&data), classifier.labels(), &options, &mut |e| {
-        if matches!(e, xinsheng_core::train::Event::Epoch { .. }) {
-            epochs += 1;
-        }
-    });
+    let fitted = fit(
+        classifier.bundle.model.clone(),
+        &data,
+        std::slice::from_ref(&data),
+        classifier.labels(),
+        &options,
+        &mut |e| {
+            if matches!(e, xinsheng_core::train::Event::Epoch { .. }) {
+                epochs += 1;
+            }
+        },
+    );
     assert_eq!(epochs, 30);
-    assert_eq!(fitted.valid.unwrap().accuracy, 1.0);
+    assert_eq!(fitted.valid[0].accuracy, 1.0);
+    assert_eq!(fitted.score, Some(1.0));
 }
 
 #[test]
@@ -351,7 +359,7 @@ fn explain_points_at_the_words_that_carry_the_sentiment() {
         freeze: Freeze::None,
         ..TrainOptions::default()
     };
-    let fitted = fit(classifier.bundle.model.clone(), &data, None, classifier.labels(), &options, &mut |_| {});
+    let fitted = fit(classifier.bundle.model.clone(), &data, &[], classifier.labels(), &options, &mut |_| {});
     let trained =
         Classifier::new(Bundle { manifest: classifier.bundle.manifest.clone(), model: fitted.model }, Device::flex());
     // "很" opens both "很好" and "很差"; "好" and "差" decide.
@@ -461,7 +469,7 @@ fn a_student_learns_what_only_the_teacher_knows() {
         distill: Distillation { weight: 0.8, temperature: 1.0 },
         ..TrainOptions::default()
     };
-    let fitted = fit(classifier.bundle.model.clone(), &data, None, classifier.labels(), &options, &mut |_| {});
+    let fitted = fit(classifier.bundle.model.clone(), &data, &[], classifier.labels(), &options, &mut |_| {});
     let trained =
         Classifier::new(Bundle { manifest: classifier.bundle.manifest.clone(), model: fitted.model }, Device::flex());
     // Texts the teacher scored, and new ones made of the teacher-only characters.

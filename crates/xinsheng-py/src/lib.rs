@@ -65,13 +65,15 @@ fn prediction_dict<'py>(py: Python<'py>, p: &Prediction) -> PyResult<Bound<'py, 
 fn event_dict<'py>(py: Python<'py>, event: &Event) -> PyResult<Option<Bound<'py, PyDict>>> {
     let d = PyDict::new(py);
     match event {
-        Event::Epoch { epoch, train_loss, train_accuracy, valid, best } => {
+        Event::Epoch { epoch, train_loss, train_accuracy, valid, score, best } => {
             d.set_item("stage", "epoch")?;
             d.set_item("epoch", epoch)?;
             d.set_item("train_loss", train_loss)?;
             d.set_item("train_accuracy", train_accuracy)?;
-            d.set_item("valid_accuracy", valid.as_ref().map(|m| m.accuracy))?;
-            d.set_item("valid_macro_f1", valid.as_ref().map(|m| m.macro_f1))?;
+            d.set_item("valid_accuracy", valid.first().map(|m| m.accuracy))?;
+            d.set_item("valid_macro_f1", valid.first().map(|m| m.macro_f1))?;
+            d.set_item("valid_accuracies", valid.iter().map(|m| m.accuracy).collect::<Vec<_>>())?;
+            d.set_item("selection_score", score)?;
             d.set_item("best", best)?;
         }
         Event::Pretrain { epoch, batch, batches, loss } if batch == batches => {
@@ -352,7 +354,7 @@ fn train(
     py: Python<'_>,
     data: Bound<'_, PyAny>,
     out: Option<PathBuf>,
-    valid: Option<PathBuf>,
+    valid: Option<Bound<'_, PyAny>>,
     teacher: Vec<PathBuf>,
     arch: Option<&str>,
     bidirectional: Option<bool>,
@@ -385,10 +387,14 @@ fn train(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Classifier> {
     // One path or a list of paths, as the CLI's repeatable --data.
-    let data: Vec<PathBuf> = match data.extract::<PathBuf>() {
-        Ok(one) => vec![one],
-        Err(_) => data.extract()?,
+    let paths = |arg: &Bound<'_, PyAny>| -> PyResult<Vec<PathBuf>> {
+        match arg.extract::<PathBuf>() {
+            Ok(one) => Ok(vec![one]),
+            Err(_) => arg.extract(),
+        }
     };
+    let data = paths(&data)?;
+    let valid = valid.as_ref().map(paths).transpose()?.unwrap_or_default();
     let d = TrainSpec::default();
     let read = ReadOptions {
         format: format.map(str::parse::<Format>).transpose().map_err(py_err)?,

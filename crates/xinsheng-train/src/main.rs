@@ -45,7 +45,7 @@ struct Cli {
 enum Command {
     /// Train a model from labelled data and write a bundle
     Train(TrainArgs),
-    /// Measure a model on labelled data: accuracy, macro-F1, calibration error (ECE), per-class P/R/F1, confusion matrix
+    /// Measure a model on labelled data: accuracy, macro-F1, calibration error (ECE), per-class P/R/F1, confusion matrix; on data that uses fewer labels than the model knows (binary reviews, three-label model), also the figures deciding among the data's labels alone and the share called another label
     Eval(EvalArgs),
     /// Classify texts in a file and/or given as arguments (the file's first), or on standard input (one per line; blank lines are skipped)
     Predict(PredictArgs),
@@ -103,9 +103,12 @@ struct TrainArgs {
     /// files together (e.g. the corpus and the targeted augmentation in data/augment/)
     #[arg(long, required = true)]
     data: Vec<PathBuf>,
-    /// Validation data (same formats) for early stopping and model selection
+    /// Validation data (same formats) for early stopping, model selection and calibration;
+    /// repeat for several files (e.g. data/valid.tsv and data/phenomena/valid.tsv): the epoch
+    /// kept is the one with the best mean of their accuracies, and the temperature is fitted
+    /// on all of them
     #[arg(long)]
-    valid: Option<PathBuf>,
+    valid: Vec<PathBuf>,
     /// Recurrent cell
     #[arg(long, default_value = "lstm", value_parser = ["rnn", "lstm", "gru"])]
     arch: String,
@@ -343,12 +346,18 @@ fn progress_printer() -> impl FnMut(Event) {
                 );
             }
         }
-        Event::Epoch { epoch, train_loss, train_accuracy, valid, best } => {
+        Event::Epoch { epoch, train_loss, train_accuracy, valid, score, best } => {
             if let Some(b) = progress.take() {
                 b.finish_and_clear();
             }
-            let valid =
-                valid.map_or(String::new(), |m| format!(" | valid acc {:.4} macro-F1 {:.4}", m.accuracy, m.macro_f1));
+            let valid = match (&valid[..], score) {
+                ([m], _) => format!(" | valid acc {:.4} macro-F1 {:.4}", m.accuracy, m.macro_f1),
+                ([_, _, ..], Some(score)) => format!(
+                    " | valid acc {} (mean {score:.4})",
+                    valid.iter().map(|m| format!("{:.4}", m.accuracy)).collect::<Vec<_>>().join(" / ")
+                ),
+                _ => String::new(),
+            };
             let mark = if best { " *best" } else { "" };
             eprintln!(
                 "epoch {epoch:>2}: train loss {train_loss:.4} acc {train_accuracy:.4}{valid}{mark} [{:.0}s]",
@@ -421,7 +430,7 @@ fn eval(args: EvalArgs) -> Result<()> {
     let classifier = Classifier::new(bundle, device.clone());
     let encode = |t: &str| classifier.encode(t);
     let set = Encoded::new(&encode, &labels, &data.examples, &name)?;
-    let metrics = Metrics::from_probabilities(&labels, &set.labels, &classifier.probabilities_of(&set.ids));
+    let metrics = Metrics::over_data_labels(&labels, &set.labels, &classifier.probabilities_of(&set.ids));
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&metrics)?)?;
@@ -455,6 +464,22 @@ fn print_metrics(out: &mut impl Write, m: &Metrics) -> std::io::Result<()> {
             write!(out, "  {n:>width$}")?;
         }
         writeln!(out)?;
+    }
+    if let Some(d) = &m.data_labels {
+        let left_out: Vec<&String> = m.confusion.labels.iter().filter(|l| !d.labels.contains(l)).collect();
+        let left_out = left_out.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ");
+        writeln!(
+            out,
+            "\nthe data uses {} of the model's {} labels; deciding among {} alone ({left_out} left out):",
+            d.labels.len(),
+            m.confusion.labels.len(),
+            d.labels.join(", ")
+        )?;
+        writeln!(out, "accuracy  {:.4}\nmacro-F1  {:.4}", d.metrics.accuracy, d.metrics.macro_f1)?;
+        if let Some(ece) = d.metrics.ece {
+            writeln!(out, "ECE       {ece:.4} (15 bins)")?;
+        }
+        writeln!(out, "called {left_out}: {:.2} % of rows", 100.0 * d.predicted_outside)?;
     }
     Ok(())
 }

@@ -47,7 +47,12 @@ class Progress(TypedDict, total=False):
     train_loss: float
     train_accuracy: float
     valid_accuracy: Optional[float]
+    """Accuracy on the (first) validation file."""
     valid_macro_f1: Optional[float]
+    valid_accuracies: list[float]
+    """Accuracy on each validation file, in the order given."""
+    selection_score: Optional[float]
+    """The mean of ``valid_accuracies``: the epoch with the best one is kept."""
     best: bool
     loss: float
 
@@ -132,7 +137,7 @@ def train(
     data: Union[_Path, Sequence[_Path]],
     out: Optional[_Path] = None,
     *,
-    valid: Optional[_Path] = None,
+    valid: Union[_Path, Sequence[_Path], None] = None,
     teacher: Sequence[_Path] = (),
     arch: Optional[str] = None,
     bidirectional: Optional[bool] = None,
@@ -172,7 +177,7 @@ def train(
 
     ``data`` is one labelled file or several (.tsv, .csv, .jsonl with a text and a label
     column; ``format`` — ``"tsv"``, ``"csv"`` or ``"jsonl"`` — reads files whose extension
-    says otherwise, as ``--format`` does; any other extension is refused); ``valid`` selects the best epoch and fits the calibration temperature. One-line
+    says otherwise, as ``--format`` does; any other extension is refused); ``valid`` (one path or several, as the CLI's repeatable ``--valid``) selects the best epoch by the mean of the files' accuracies and fits the calibration temperature on all of them. One-line
     reports go to the ``xinsheng`` logger (INFO), per-epoch figures to ``progress``.
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for malformed data
