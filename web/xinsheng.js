@@ -339,7 +339,7 @@ export class Classifier {
     return this.#backend;
   }
 
-  /** The model's labels, e.g. ['negative', 'positive'] (fine-tuning may add more). */
+  /** The model's labels, e.g. ['negative', 'neutral', 'positive'] (fine-tuning may add more). */
   get labels() {
     return [...this.#labels];
   }

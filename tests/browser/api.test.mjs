@@ -49,7 +49,7 @@ test('CPU: without WebGPU, auto falls back to the CPU and says why; classify equ
     }, TEXTS);
     assert.equal(result.backend, 'cpu');
     assert.match(result.reason, /WebGPU|adapter/);
-    assert.deepEqual(result.labels, ['negative', 'positive']);
+    assert.deepEqual(result.labels, ['negative', 'neutral', 'positive']);
     // The CPU engine is the CLI's Rust compiled to wasm: within 1e-5, the tolerance the Python
     // package's tests hold it to against the same CLI (WebGPU's kernels get 1e-4).
     assertSamePredictions(assert, result.predictions, nativePredict(TEXTS), 1e-5);
@@ -82,7 +82,7 @@ test('WebGPU: auto picks WebGPU; classify equals native predict; dispatches inde
       // A second model on the same page reuses the one WebGPU device.
       const second = await Classifier.load({ backend: 'webgpu' });
       const again = await second.classify(texts.slice(0, 1));
-      const summary = await clf.fineTune([{ text: '一般般', label: '中立' }], { epochs: 1 });
+      const summary = await clf.fineTune([{ text: '一般般', label: '一般' }], { epochs: 1 });
       const bytes = await clf.exportModel({ precision: 'f32' });
       return { explained, again, summary, bytes: Array.from(bytes) };
     }, texts);
@@ -100,16 +100,16 @@ test('WebGPU: auto picks WebGPU; classify equals native predict; dispatches inde
       ['质', '量', '太', '差', '了'],
     );
     assert.ok(result.explained.some((t) => t.weight > 0), 'some token supports the prediction');
-    assert.deepEqual(result.summary.labels, ['negative', 'positive', '中立']);
+    assert.deepEqual(result.summary.labels, ['negative', 'neutral', 'positive', '一般']);
     // The model fine-tuned on WebGPU, read back asynchronously, is a bundle the CLI accepts.
     const model = writeTemp('webgpu-tuned.bpk', Buffer.from(result.bytes));
     const native = nativePredict(['一般般'], model);
-    assert.deepEqual(Object.keys(native[0].probs).sort(), ['negative', 'positive', '中立'].sort());
+    assert.deepEqual(Object.keys(native[0].probs).sort(), ['negative', 'neutral', 'positive', '一般'].sort());
     assert.deepEqual(errors, []);
   });
 });
 
-test('CPU: fine-tuning adds 中立 and learns it; exported bytes load in the browser and natively alike', async () => {
+test('CPU: fine-tuning adds a fourth label (一般) and learns it; exported bytes load in the browser and natively alike', async () => {
   await inBrowser({ webgpu: false }, apiPage(), async ({ page, errors }) => {
     const neutral = ['还行吧，一般般', '中规中矩，没什么特别的', '普普通通，不好不坏'];
     const result = await page.evaluate(async (neutral) => {
@@ -117,7 +117,7 @@ test('CPU: fine-tuning adds 中立 and learns it; exported bytes load in the bro
       const clf = await Classifier.load({ backend: 'cpu' });
       const reports = [];
       const examples = [
-        ...neutral.map((text) => ({ text, label: '中立' })),
+        ...neutral.map((text) => ({ text, label: '一般' })),
         { text: '非常好，很满意', label: 'positive' },
         { text: '太差了，很失望', label: 'negative' },
       ];
@@ -135,13 +135,13 @@ test('CPU: fine-tuning adds 中立 and learns it; exported bytes load in the bro
         resetLabels: clf.labels,
       };
     }, neutral);
-    assert.deepEqual(result.labels, ['negative', 'positive', '中立']);
-    assert.deepEqual(result.tuned.map((p) => p.label), ['中立', '中立', '中立']);
+    assert.deepEqual(result.labels, ['negative', 'neutral', 'positive', '一般']);
+    assert.deepEqual(result.tuned.map((p) => p.label), ['一般', '一般', '一般']);
     assert.equal(result.reports.length, 15, 'one progress report per step (5 examples fit one batch)');
     assert.ok(result.reports.at(-1).loss < result.reports[0].loss, 'loss falls');
     const native = nativePredict(neutral, writeTemp('tuned.bpk', Buffer.from(result.bytes)));
     assertSamePredictions(assert, result.fromBytes, native);
-    assert.deepEqual(result.resetLabels, ['negative', 'positive']);
+    assert.deepEqual(result.resetLabels, ['negative', 'neutral', 'positive']);
     assertSamePredictions(assert, result.afterReset, nativePredict(neutral));
     assert.match(result.noExamples, /at least one labelled example/);
     assert.match(result.noLabel, /example 1 needs a label/);
@@ -269,7 +269,7 @@ test('CPU: a pool of workers classifies in input order, bit for bit like one eng
       const examples = [
         { text: '物流很快，包装完好', label: 'negative' },
         { text: '客服态度差，不会再买', label: 'positive' },
-        { text: '还行吧，一般般', label: '中立' },
+        { text: '还行吧，一般般', label: '一般' },
       ];
       await one.fineTune(examples, { epochs: 3, seed: 7 });
       await pool.fineTune(examples, { epochs: 3, seed: 7 });

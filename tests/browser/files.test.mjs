@@ -83,7 +83,7 @@ test('the CSV export guards formula cells by the shared table and re-imports as 
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-csv')]);
   const csv = readFileSync(await download.path(), 'utf8');
   const lines = csv.replace(/^\uFEFF/, '').split('\r\n');
-  assert.equal(lines[0], 'text,label,score,p_negative,p_positive,corrected');
+  assert.equal(lines[0], 'text,label,score,p_negative,p_neutral,p_positive,corrected');
   cases.forEach((c, i) => {
     assert.ok(lines[i + 1].startsWith(`${c.cell},`), `row ${i + 1}: ${JSON.stringify(lines[i + 1])} should start with ${JSON.stringify(c.cell)}`);
   });

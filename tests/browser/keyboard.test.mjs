@@ -51,7 +51,7 @@ test('after u and Ctrl+Z the focus stays on the row: ↓ and the number keys go 
   await ready(page);
   await classify(page, REVIEWS);
   const labels = await page.$$eval('#results tbody tr:first-child .choice', (bs) => bs.map((b) => b.dataset.label));
-  assert.deepEqual(labels, ['negative', 'positive']);
+  assert.deepEqual(labels, ['negative', 'neutral', 'positive']);
 
   await page.focus('#results tbody tr[data-row="0"]');
   await page.keyboard.press('1');
@@ -63,7 +63,7 @@ test('after u and Ctrl+Z the focus stays on the row: ↓ and the number keys go 
   // The issue's example: twelve presses after an undo, six of them corrections.
   for (let i = 0; i < 6; i++) {
     await page.keyboard.press('ArrowDown');
-    await page.keyboard.press('2');
+    await page.keyboard.press('3'); // positive, the third label
   }
   assert.equal(await corrections(page), 6);
   assert.equal(await focusedRow(page), 6);
@@ -117,7 +117,7 @@ test('a correction that moves the row out of the filter moves the focus to the n
   await page.keyboard.press('u');
   assert.equal(await corrections(page), positives.length - 1);
   assert.equal(await focusedRow(page), positives.at(-1), 'the row the undo brings back has the focus');
-  await page.keyboard.press('2'); // positive: it stays in the filter
+  await page.keyboard.press('3'); // positive: it stays in the filter
   assert.equal(await focusedRow(page), positives.at(-1));
   assert.equal(await page.getAttribute(`#results tbody tr[data-row="${positives.at(-1)}"]`, 'data-corrected'), 'positive');
   assert.deepEqual(errors, []);
@@ -128,7 +128,7 @@ test('with ten labels the tenth has the key 0, and the hint says so', async () =
   const { page, context, errors } = await openPage(session.browser, demo());
   await ready(page);
   assert.match(await page.textContent('.hint[data-i18n="correctHint"]'), /1–9.*第 10 个标签按 0/);
-  for (let i = 3; i <= 10; i++) {
+  for (let i = 4; i <= 10; i++) {
     await page.fill('#new-label', `标签${i}`);
     await page.click('#add-label');
   }

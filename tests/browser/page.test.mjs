@@ -38,7 +38,7 @@ function flows(backend) {
   }
 
   // Reviews the shipped model calls positive; the user says they are negative.
-  const WRONG = ['酒店位置还可以，就是早餐一般', '价格便宜，但是做工一般', '外观漂亮，可惜电池不耐用'];
+  const WRONG = ['酒店位置还可以，就是早餐一般', '价格便宜，但是做工一般', '外观很漂亮，做工也精致，可惜用了三天就坏了'];
 
   test('correct three labels, fine-tune, reload, reset', async () => {
     const { page, context, errors } = await openPage(session.browser, demo());
@@ -85,21 +85,21 @@ function flows(backend) {
     await context.close();
   });
 
-  test('adding 中立 through corrections yields a three-label model that predicts it', async () => {
+  test('adding 一般 through corrections yields a four-label model that predicts it', async () => {
     const { page, context, errors } = await openPage(session.browser, demo());
     await ready(page);
     const neutral = ['还行吧，一般般', '中规中矩，没什么特别的', '普普通通，不好不坏'];
     await classify(page, neutral);
-    await page.fill('#new-label', '中立');
+    await page.fill('#new-label', '一般');
     await page.click('#add-label');
     for (let i = 0; i < neutral.length; i++) {
-      await page.click(`#results tbody tr[data-row="${i}"] .choice[data-label="中立"]`);
+      await page.click(`#results tbody tr[data-row="${i}"] .choice[data-label="一般"]`);
     }
     await page.waitForFunction(() => document.querySelectorAll('#corrections li').length === 3);
     await page.fill('#epochs', '15');
     assert.match(await fineTune(page), /Fine-tuned/);
-    assert.match(await page.textContent('#backend'), /negative \/ positive \/ 中立/);
-    assert.deepEqual(await classify(page, neutral), ['中立', '中立', '中立']);
+    assert.match(await page.textContent('#backend'), /negative \/ neutral \/ positive \/ 一般/);
+    assert.deepEqual(await classify(page, neutral), ['一般', '一般', '一般']);
     assert.deepEqual(errors, []);
     await context.close();
   });
@@ -140,9 +140,9 @@ function flows(backend) {
     const broken = await openPage(session.browser, demo(`backend=${backend}&lang=en&model=/widget-test/page.css`));
     await ready(broken.page);
     assert.match(await broken.page.textContent('#status'), /could not be loaded: .*page\.css/);
-    await broken.page.fill('#new-label', '中立');
+    await broken.page.fill('#new-label', '一般');
     await broken.page.click('#add-label');
-    assert.match(await broken.page.textContent('#label-list'), /中立/);
+    assert.match(await broken.page.textContent('#label-list'), /一般/);
     await broken.context.close();
   });
 
@@ -158,7 +158,7 @@ function flows(backend) {
     assert.equal(prediction.label, native.label);
     assert.match(await page.textContent('sentiment-widget .result'), new RegExp(native.label));
 
-    const other = ['positive', 'negative', '中立'].find((l) => l !== native.label);
+    const other = ['positive', 'negative', 'neutral'].find((l) => l !== native.label);
     await page.click(`sentiment-widget .choice[data-label="${other}"]`);
     await page.waitForFunction(() => window.widgetEvents.some((e) => e.type === 'sentiment-correction'));
     const correction = await page.evaluate(() => window.widgetEvents.find((e) => e.type === 'sentiment-correction').detail);

@@ -74,7 +74,7 @@ const versions = (page) => page.$$eval('#versions li', (items) => items.map((li)
 const badge = (page) => page.textContent('#backend');
 
 // Reviews the shipped model calls positive; the user says they are negative.
-const WRONG = ['酒店位置还可以，就是早餐一般', '价格便宜，但是做工一般', '外观漂亮，可惜电池不耐用'];
+const WRONG = ['酒店位置还可以，就是早餐一般', '价格便宜，但是做工一般', '外观很漂亮，做工也精致，可惜用了三天就坏了'];
 
 async function correctAll(page, label) {
   const rows = await page.$$eval('#results tbody tr', (trs) => trs.length);
@@ -202,11 +202,11 @@ test('undo the last fine-tune removes the newest version, not the one in use', a
 
 test('a fine-tune that lowers held-out accuracy says so plainly and offers the previous version', async () => {
   const { context, page, errors } = await open();
-  await classify(page, ['还行吧，一般般']);
-  await page.fill('#new-label', '中立');
-  await page.click('#add-label');
-  await correctAll(page, '中立');
-  assert.match(await fineTune(page, 2), /Fine-tuned/);
+  // Plainly positive reviews corrected to negative (a user's slip): the model learns that
+  // praise is a complaint, and the held-out reviews suffer.
+  await classify(page, ['质量很好，非常满意', '物流很快，包装完好，推荐购买', '服务热情，环境干净，下次还来']);
+  await correctAll(page, 'negative');
+  assert.match(await fineTune(page, 8), /Fine-tuned/);
   const { before, after } = await heldout(page);
   assert.ok(after < before, `held-out accuracy ${before} → ${after} of 99: this example is one that drops it`);
   assert.equal(await page.isVisible('#ft-worse'), true);
@@ -218,7 +218,7 @@ test('a fine-tune that lowers held-out accuracy says so plainly and offers the p
   await switchVersion(page, '#keep-previous', ' · shipped model · ');
   assert.equal(await page.isVisible('#ft-worse'), false);
   assert.equal((await versions(page)).length, 2, 'the worse version stays in the list');
-  assert.doesNotMatch(await badge(page), /中立/);
+  assert.match(await badge(page), /shipped model/);
   await page.reload();
   await ready(page);
   assert.match(await badge(page), /shipped model/);

@@ -56,7 +56,7 @@ test('a renderer crash in the middle of a fine-tune loses no correction and no v
   const page = await context.newPage();
   await page.goto(demo());
   await ready(page);
-  const texts = ['酒店位置还可以，就是早餐一般', '价格便宜，但是做工一般', '外观漂亮，可惜电池不耐用'];
+  const texts = ['酒店位置还可以，就是早餐一般', '价格便宜，但是做工一般', '外观很漂亮，做工也精致，可惜用了三天就坏了'];
   await page.fill('#input', texts.join('\n'));
   await page.click('#classify');
   await page.waitForFunction(() => document.body.dataset.classified === '3');

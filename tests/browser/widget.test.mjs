@@ -218,7 +218,7 @@ test('every attribute set after the widget is attached applies, as frameworks se
     // labels: the correction choices follow it while a result is shown.
     const choices = () => page.$$eval('#widget .choice', (bs) => bs.map((b) => b.dataset.label));
     const others = (list) => list.filter((l) => l !== prediction.label);
-    assert.deepEqual(await choices(), others(['negative', 'positive']));
+    assert.deepEqual(await choices(), others(['negative', 'neutral', 'positive']));
     await set('labels', 'positive,negative,中立');
     assert.deepEqual(await choices(), others(['positive', 'negative', '中立']));
     await page.evaluate(() => (document.getElementById('widget').labels = ['positive', 'negative', '很一般']));

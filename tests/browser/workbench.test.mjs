@@ -94,7 +94,7 @@ test('overview counts equal the table; needs-review is ascending margin; CSV exp
   const [csv] = await Promise.all([page.waitForEvent('download'), page.click('#export-csv')]);
   const csvBytes = readFileSync(await csv.path());
   assert.deepEqual([...csvBytes.subarray(0, 3)], [0xef, 0xbb, 0xbf], 'UTF-8 BOM for Excel');
-  assert.match(csvBytes.toString('utf8'), /^\uFEFFtext,label,score,p_negative,p_positive,corrected\r\n/);
+  assert.match(csvBytes.toString('utf8'), /^\uFEFFtext,label,score,p_negative,p_neutral,p_positive,corrected\r\n/);
 
   // Needs review: the least sure first, i.e. ascending margin between the top two labels.
   await page.selectOption('#sort', 'review');

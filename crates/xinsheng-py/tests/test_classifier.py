@@ -28,7 +28,7 @@ def assert_same_as_cli(predictions, native):
 
 
 def test_packaged_model_is_the_shipped_one(clf):
-    assert clf.labels == ["negative", "positive"]
+    assert clf.labels == ["negative", "neutral", "positive"]
     shipped = xinsheng.Classifier.load(DEFAULT)
     texts = review_texts(64)
     assert np.array_equal(clf.predict_proba(texts), shipped.predict_proba(texts))
@@ -38,7 +38,7 @@ def test_same_numbers_as_the_cli(clf):
     texts = review_texts(300) + ["不差", "质量很好，但是物流太慢了", "😀", "ＡＢＣ全角"]
     assert_same_as_cli(clf.predict(texts), cli_predict(texts))
     probs = clf.predict_proba(texts)
-    assert probs.shape == (len(texts), 2) and probs.dtype == np.float32
+    assert probs.shape == (len(texts), len(clf.labels)) == (len(texts), 3) and probs.dtype == np.float32
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-6)
     native = cli_predict(texts)
     expected = np.array([[n["probs"][label] for label in clf.labels] for n in native], dtype=np.float32)
@@ -46,7 +46,7 @@ def test_same_numbers_as_the_cli(clf):
 
 
 def test_every_text_gets_a_prediction(clf):
-    assert clf.predict_proba([]).shape == (0, 2)
+    assert clf.predict_proba([]).shape == (0, 3)
     assert [p["label"] in clf.labels for p in clf.predict(["", " ", "\u200b", "😀"])] == [True] * 4
     assert clf.predict(("元组也行",))[0]["label"] in clf.labels
 
@@ -99,19 +99,19 @@ def test_finetune_checks_labels_and_leaves_the_model_on_error(tmp_path):
     clf = xinsheng.Classifier.load()
     texts = review_texts(8)
     before = clf.predict_proba(texts)
-    with pytest.raises(ValueError, match="'中立' is new to the model .*add_labels=True"):
-        clf.finetune(["还行吧"], ["中立"])
+    with pytest.raises(ValueError, match="'无关' is new to the model .*add_labels=True"):
+        clf.finetune(["快递到了没"], ["无关"])
     with pytest.raises(ValueError, match="'Positive'.*positive"):
         clf.finetune(["很好"], ["Positive"])
     assert np.array_equal(clf.predict_proba(texts), before)
 
     seen = []
-    done = clf.finetune(["还行吧", "一般般", "很好", "太差"], ["中立", "中立", "positive", "negative"],
+    done = clf.finetune(["快递到了没", "今天周几", "很好", "太差"], ["无关", "无关", "positive", "negative"],
                         epochs=2, add_labels=True, progress=seen.append)
-    assert done["added_labels"] == ["中立"] and done["epochs_run"] == 2
+    assert done["added_labels"] == ["无关"] and done["epochs_run"] == 2
     assert [e["epoch"] for e in seen] == [1, 2] and all(e["stage"] == "epoch" for e in seen)
-    assert clf.labels == ["negative", "positive", "中立"]
-    assert clf.predict_proba(texts).shape == (8, 3)
+    assert clf.labels == ["negative", "neutral", "positive", "无关"]
+    assert clf.predict_proba(texts).shape == (8, 4)
 
     # Saved and reloaded, the model gives the CLI's numbers.
     written = clf.save(tmp_path / "tuned", precision="f32")
@@ -139,7 +139,7 @@ def test_train_mirrors_the_cli(tmp_path):
 def test_copying_the_package_model_works(tmp_path):
     # A bundle directory copied elsewhere loads the same.
     shutil.copytree(DEFAULT, tmp_path / "copy")
-    assert xinsheng.Classifier.load(tmp_path / "copy").labels == ["negative", "positive"]
+    assert xinsheng.Classifier.load(tmp_path / "copy").labels == ["negative", "neutral", "positive"]
 
 
 def test_the_stub_documents_the_compiled_signatures():

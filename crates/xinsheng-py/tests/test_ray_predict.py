@@ -27,7 +27,7 @@ def test_bad_rows_get_an_error_and_the_rest_are_classified():
     assert "missing" in out["error"][1] and "UTF-8" in out["error"][2] and "int" in out["error"][3]
     assert "missing" in out["error"][5]
     expected = clf.predict_proba(["很好", "好"])
-    assert np.array_equal(out.loc[[0, 4], ["p_negative", "p_positive"]].to_numpy(np.float32), expected)
+    assert np.array_equal(out.loc[[0, 4], ["p_negative", "p_neutral", "p_positive"]].to_numpy(np.float32), expected)
     assert out["label"].isna().tolist() == [False, True, True, True, False, True]
     # pandas' own missing values too.
     assert classify_frame(clf, pd.DataFrame({"text": pd.array(["好", pd.NA], dtype="string")}), "text")["error"][1] \
@@ -82,10 +82,10 @@ def test_ray_predict_classifies_every_row_once_like_the_cli(tmp_path):
     good = out[~errors]
     unique = sorted(set(good["text"]))
     native = {t: n for t, n in zip(unique, cli_predict(unique))}
-    expected = np.array([[native[t]["probs"][label] for label in ("negative", "positive")] for t in good["text"]])
-    assert np.abs(good[["p_negative", "p_positive"]].to_numpy() - expected).max() <= 1e-5
+    expected = np.array([[native[t]["probs"][label] for label in ("negative", "neutral", "positive")] for t in good["text"]])
+    assert np.abs(good[["p_negative", "p_neutral", "p_positive"]].to_numpy() - expected).max() <= 1e-5
     assert (good["label"].to_numpy() == np.array([native[t]["label"] for t in good["text"]])).all()
-    assert np.allclose(good["score"], good[["p_negative", "p_positive"]].max(axis=1))
+    assert np.allclose(good["score"], good[["p_negative", "p_neutral", "p_positive"]].max(axis=1))
 
 
 def test_ray_predict_refuses_what_would_lose_or_mix_results(tmp_path):

@@ -45,14 +45,21 @@ fn shipped_model_meets_the_quality_bar_on_the_test_split() {
     let out = xinsheng(&["eval", "--model", "models/default", "--data", "data/test.tsv", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let accuracy = m["accuracy"].as_f64().unwrap();
-    let macro_f1 = m["macro_f1"].as_f64().unwrap();
-    // The shipped model measures 0.8526 / 0.8522; the floor leaves room for floating-point
-    // differences between builds. (The product goal, 0.88, is not reached yet: see the model card.)
-    assert!(accuracy >= 0.845, "test accuracy {accuracy}");
-    assert!(macro_f1 >= 0.845, "test macro-F1 {macro_f1}");
+    // The test split is binary and the model knows three labels: it is held to P(positive)
+    // against P(negative), and to how many polar reviews it calls neutral.
+    let polar = &m["data_labels"];
+    assert_eq!(polar["labels"], serde_json::json!(["negative", "positive"]), "{m}");
+    let accuracy = polar["metrics"]["accuracy"].as_f64().unwrap();
+    let macro_f1 = polar["metrics"]["macro_f1"].as_f64().unwrap();
+    // The shipped model measures 0.8526 / 0.8523 and calls 0.78 % neutral; the floors leave room
+    // for floating-point differences between builds. (The issue's goal, 0.865, is not reached:
+    // see the model card.)
+    assert!(accuracy >= 0.845, "polar test accuracy {accuracy}");
+    assert!(macro_f1 >= 0.845, "polar test macro-F1 {macro_f1}");
+    let neutral = polar["predicted_outside"].as_f64().unwrap();
+    assert!(neutral <= 0.05, "{:.1} % of polar test reviews called neutral", 100.0 * neutral);
     for label in ["negative", "positive"] {
-        let c = &m["per_class"][label];
+        let c = &polar["metrics"]["per_class"][label];
         assert!(c["precision"].as_f64().unwrap() > 0.8 && c["recall"].as_f64().unwrap() > 0.8, "{label}: {c}");
     }
     let matrix = m["confusion"]["matrix"].as_array().unwrap();
@@ -343,7 +350,6 @@ fn shipped_model_keeps_its_accuracy_on_every_phenomenon_kind() {
 }
 
 #[test]
-#[ignore = "the shipped model gets 1 of 3 (its teacher gets none): see models/default/README.md"]
 fn negation_contrast_and_late_verdicts_get_the_right_label() {
     // The three faults reported in the quality issue, each a row of the phenomena set.
     let late = phenomena()
