@@ -172,3 +172,24 @@ def test_the_stub_documents_the_compiled_signatures():
                     assert params(item) == compiled(getattr(xinsheng.Classifier, item.name)), item.name
                     checked += 1
     assert checked >= 9
+
+
+def test_several_validation_files_choose_the_epoch_by_the_mean_of_their_accuracies(tmp_path):
+    # The selection rule of the shipped model: each validation file counts the same.
+    other = tmp_path / "other.tsv"
+    other.write_text("label\ttext\nnegative\t很好, 非常满意\npositive\t太差了\npositive\t非常满意\n", encoding="utf-8")
+    seen = []
+    trained = xinsheng.train([TINY], tmp_path / "out", valid=[TINY, other], arch="gru", embed_dim=8, hidden=8,
+                             epochs=4, patience=4, min_freq=1, progress=seen.append)
+    epochs = [e for e in seen if e["stage"] == "epoch"]
+    assert len(epochs) == 4
+    for e in epochs:
+        assert len(e["valid_accuracies"]) == 2 and e["valid_accuracy"] == e["valid_accuracies"][0]
+        assert e["selection_score"] == pytest.approx(sum(e["valid_accuracies"]) / 2)
+    best = max(epochs, key=lambda e: e["selection_score"])  # the first epoch with the top score
+    assert best["best"], "the kept epoch is flagged best"
+    selection = trained.manifest["training"]["selection"]
+    assert trained.manifest["training"]["valid"] == [str(TINY), str(other)]
+    assert selection["score"] == pytest.approx(best["selection_score"])
+    assert selection["accuracy"] == pytest.approx(dict(zip([str(TINY), str(other)], best["valid_accuracies"])))
+    assert "mean of the validation files' accuracies" in selection["rule"]
