@@ -1,7 +1,7 @@
 // <sentiment-widget>: an embeddable sentiment box for any page.
 //
 //   <script type="module" src="https://example.org/xinsheng/widget.js"></script>
-//   <sentiment-widget model-url="…/model.bpk" labels="正面,负面,中立" backend="auto"></sentiment-widget>
+//   <sentiment-widget model-url="…/model.bpk" labels="positive,negative,neutral" backend="auto"></sentiment-widget>
 //
 // Attributes (all optional, each also a property, and each applied when it changes after the
 // widget is attached, as frameworks set them): model-url (default: the model shipped beside
