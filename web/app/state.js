@@ -6,7 +6,7 @@ export const state = {
   rows: [], // { index, text, prediction, margin, tokens }
   corrections: [], // { text, label }
   byText: new Map(), // text → correction, rebuilt with indexCorrections()
-  extraLabels: [], // labels added by hand, e.g. 中立, until the model learns them
+  extraLabels: [], // labels added by hand, e.g. 一般, until the model learns them
   history: [], // corrections before each change, for undo
   versions: [], // { key, name, createdAt, labels, corrections, heldout }
   current: null, // key of the model in use; null = shipped

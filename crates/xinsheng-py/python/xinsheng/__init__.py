@@ -5,7 +5,7 @@ The model, tokenizer and probabilities are the Rust core's (``xinsheng-core``), 
 
     import xinsheng
     clf = xinsheng.Classifier.load()          # the packaged default model
-    clf.predict(["质量很好，物流也快", "不差"])   # [{'label': 'positive', 'score': 0.97, 'probs': {...}}, ...]
+    clf.predict(["质量很好，物流也快", "不差"])   # [{'label': 'positive', 'score': 0.96, 'probs': {...}}, ...]
     clf.predict_proba(texts)                  # numpy array, shape (len(texts), len(clf.labels))
 
 ``python -m xinsheng.ray_predict`` classifies Parquet/JSONL/CSV archives on a Ray cluster.
