@@ -146,9 +146,17 @@ impl Classifier {
 }
 
 /// The index of the largest value of `row` (the predicted class of a row of probabilities or
-/// logits); 0 for an empty row.
+/// logits); on an exact tie the **first** of the largest, as NumPy's `argmax` picks (so
+/// `xinsheng.ray_predict`, which takes labels from `predict_proba` with NumPy, and every other
+/// path agree); 0 for an empty row.
 pub fn argmax(row: &[f32]) -> usize {
-    row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i)
+    let mut best = 0;
+    for (i, v) in row.iter().enumerate() {
+        if v.total_cmp(&row[best]).is_gt() {
+            best = i;
+        }
+    }
+    best
 }
 
 /// Raw logits of `model` (in inference mode) for each encoded text, in input order.
@@ -210,5 +218,19 @@ impl Occlusion {
             })
             .collect();
         (prediction, weights)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::argmax;
+
+    #[test]
+    fn argmax_takes_the_first_of_tied_maxima_as_numpy_does() {
+        assert_eq!(argmax(&[0.25, 0.5, 0.25]), 1);
+        assert_eq!(argmax(&[0.5, 0.5]), 0, "an exact tie between two labels: the first");
+        assert_eq!(argmax(&[0.2, 0.4, 0.4]), 1, "a tie after a smaller value: the first of the tie");
+        assert_eq!(argmax(&[-1.0, -0.5, -0.5]), 1, "logits too");
+        assert_eq!(argmax(&[]), 0);
     }
 }
