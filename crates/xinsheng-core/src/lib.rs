@@ -1,7 +1,18 @@
-//! The one implementation of xinsheng's pipeline, shared by the native trainer and the browser:
-//! text → tokens ([`tokenizer`]) → ids ([`vocab`]) → recurrent model ([`model`]) → probabilities
-//! ([`classifier`]), plus the bundle format ([`bundle`]), datasets ([`data`]), training
-//! ([`train`]) and metrics ([`metrics`]).
+//! The one implementation of xinsheng's pipeline, shared by the native trainer, the browser
+//! engine and the Python binding. The map, in the order data flows:
+//!
+//! - text in: [`input`] (every file and text source: BOM, encodings, columns, blank rows),
+//!   [`data`] (labelled examples and teacher files), [`tokenizer`] (normalisation and tokens),
+//!   [`vocab`] (token ids);
+//! - the model: [`arch`] (the recurrent cell kinds), [`recurrence`] (the fused recurrence and its
+//!   CPU/WebGPU kernels), [`model`] (embedding → recurrence → pooling → head, batching);
+//! - scores: [`classifier`] (probabilities at the calibration temperature, labels, explanations),
+//!   [`metrics`] (accuracy, macro-F1, confusion, figures on the data's own labels),
+//!   [`calibration`] (temperature fitting, ECE);
+//! - storage: [`bundle`] (the `.bpk` format and its manifest);
+//! - learning: [`train`] (the fit loop, distillation, fine-tuning), [`recipe`] (`train` and
+//!   `finetune` as every driver calls them: read, check, fit, calibrate, record);
+//! - shared: [`error`], [`rng`].
 
 pub mod arch;
 pub mod bundle;
