@@ -303,14 +303,18 @@ pub fn train(
         })
     });
     let mut bundle = Bundle { manifest, model: fitted.model };
-    let calibration = (!valid_examples.is_empty())
-        .then(|| -> Result<Calibration> {
-            let all = Encoded::new(&encode, &labels, &valid_examples, &names(&spec.valid))?;
-            let c = calibrate(&mut bundle, &all, device);
-            log(calibration_line(&c));
-            Ok(c)
-        })
-        .transpose()?;
+    // One temperature for every validation row: the sets already encoded above, end to end.
+    let calibration = (!valid_examples.is_empty()).then(|| {
+        let all = Encoded {
+            ids: valid_sets.iter().flat_map(|v| v.ids.iter().cloned()).collect(),
+            labels: valid_sets.iter().flat_map(|v| v.labels.iter().copied()).collect(),
+            teacher: Vec::new(),
+            gold: Vec::new(),
+        };
+        let c = calibrate(&mut bundle, &all, device);
+        log(calibration_line(&c));
+        c
+    });
     bundle.manifest.training = serde_json::json!({
         "data": paths(&spec.data),
         "valid": paths(&spec.valid),

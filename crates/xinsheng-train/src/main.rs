@@ -440,11 +440,17 @@ fn eval(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_metrics(out: &mut impl Write, m: &Metrics) -> std::io::Result<()> {
+/// Accuracy, macro-F1 and, where known, ECE: the first lines of `eval`'s report.
+fn print_headline(out: &mut impl Write, m: &Metrics) -> std::io::Result<()> {
     writeln!(out, "accuracy  {:.4}\nmacro-F1  {:.4}", m.accuracy, m.macro_f1)?;
     if let Some(ece) = m.ece {
         writeln!(out, "ECE       {ece:.4} (15 bins)")?;
     }
+    Ok(())
+}
+
+fn print_metrics(out: &mut impl Write, m: &Metrics) -> std::io::Result<()> {
+    print_headline(out, m)?;
     writeln!(out)?;
     let width = m.confusion.labels.iter().map(|l| l.chars().count()).max().unwrap_or(5).max(5);
     writeln!(out, "{:width$}  precision  recall  f1      support", "label")?;
@@ -466,8 +472,14 @@ fn print_metrics(out: &mut impl Write, m: &Metrics) -> std::io::Result<()> {
         writeln!(out)?;
     }
     if let Some(d) = &m.data_labels {
-        let left_out: Vec<&String> = m.confusion.labels.iter().filter(|l| !d.labels.contains(l)).collect();
-        let left_out = left_out.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ");
+        let left_out = m
+            .confusion
+            .labels
+            .iter()
+            .filter(|l| !d.labels.contains(l))
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
         writeln!(
             out,
             "\nthe data uses {} of the model's {} labels; deciding among {} alone ({left_out} left out):",
@@ -475,10 +487,7 @@ fn print_metrics(out: &mut impl Write, m: &Metrics) -> std::io::Result<()> {
             m.confusion.labels.len(),
             d.labels.join(", ")
         )?;
-        writeln!(out, "accuracy  {:.4}\nmacro-F1  {:.4}", d.metrics.accuracy, d.metrics.macro_f1)?;
-        if let Some(ece) = d.metrics.ece {
-            writeln!(out, "ECE       {ece:.4} (15 bins)")?;
-        }
+        print_headline(out, &d.metrics)?;
         writeln!(out, "called {left_out}: {:.2} % of rows", 100.0 * d.predicted_outside)?;
     }
     Ok(())
