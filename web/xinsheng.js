@@ -470,7 +470,11 @@ export class Classifier {
   /**
    * Trains on `examples = [{text, label}]` on this classifier's backend. A label the model
    * does not know adds a class. `onProgress({epoch, epochs, step, steps, loss, accuracy})`
-   * runs after every step. Resolves to `{epochs, steps, loss, accuracy, labels}`.
+   * runs after every step. Options left out take the core's defaults, the same as
+   * `xinsheng finetune` and Python's `finetune` (`info.finetune_defaults`: 8 epochs, lr 2e-3,
+   * batches of 16, seed 42). The model then records this fine-tune in its manifest's
+   * `training`, and its validation `metrics` are cleared (they described the base model).
+   * Resolves to `{epochs, steps, loss, accuracy, labels}`.
    */
   fineTune(examples, { epochs, lr, batchSize, seed, freeze, onProgress } = {}) {
     if (!Array.isArray(examples)) return Promise.reject(new TypeError('fineTune expects [{text, label}]'));

@@ -724,6 +724,12 @@ async function start() {
       state.clf = await loadModel(null);
     }
     state.engineWhere = await engineLocation();
+    // The fine-tune fields start at the core's defaults (those of `xinsheng finetune` and Python).
+    const defaults = state.clf.info?.finetune_defaults;
+    if (defaults) {
+      $('epochs').value = String(defaults.epochs);
+      $('lr').value = String(defaults.lr);
+    }
   } catch (e) {
     showStatus(t('loadFailed', { error: errorText(e) }));
   }

@@ -5,14 +5,9 @@
 //! CLI, the browser, the widget) divides the logits by `T` before the softmax, so a model that
 //! says 0.9 is right about nine times in ten. `T` is fitted on validation data after training.
 
-/// Softmax of `logits / temperature`, computed stably.
-pub fn softmax_at(logits: &[f32], temperature: f64) -> Vec<f64> {
-    let scaled: Vec<f64> = logits.iter().map(|&z| z as f64 / temperature).collect();
-    let max = scaled.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let exps: Vec<f64> = scaled.iter().map(|z| (z - max).exp()).collect();
-    let sum: f64 = exps.iter().sum();
-    exps.into_iter().map(|e| e / sum).collect()
-}
+use serde::{Deserialize, Serialize};
+
+use crate::scores::{argmax, softmax_at};
 
 /// Mean negative log-likelihood of the `truth` classes under `softmax(logits / temperature)`.
 pub fn nll(logits: &[Vec<f32>], truth: &[usize], temperature: f64) -> f64 {
@@ -28,7 +23,7 @@ const SEARCHED: (f64, f64) = (0.05, 20.0);
 /// cannot pin T down: no rows, every example right (the NLL keeps falling as T → 0) or every
 /// one wrong (it keeps falling as T → ∞), or an optimum at the edge of the range.
 pub fn fit_temperature(logits: &[Vec<f32>], truth: &[usize]) -> Option<f64> {
-    let right = logits.iter().zip(truth).filter(|(row, t)| crate::classifier::argmax(row) == **t).count();
+    let right = logits.iter().zip(truth).filter(|(row, t)| argmax(row) == **t).count();
     if right == 0 || right == logits.len() {
         return None;
     }
@@ -65,7 +60,7 @@ pub fn expected_calibration_error(probs: &[Vec<f32>], truth: &[usize], bins: usi
     let mut correct = vec![0usize; bins];
     let mut confidence = vec![0f64; bins];
     for (row, &t) in probs.iter().zip(truth) {
-        let best = crate::classifier::argmax(row);
+        let best = argmax(row);
         let p = row[best];
         let bin = ((p as f64 * bins as f64) as usize).min(bins - 1);
         count[bin] += 1;
@@ -78,6 +73,28 @@ pub fn expected_calibration_error(probs: &[Vec<f32>], truth: &[usize], bins: usi
 
 /// The number of bins ECE is reported with throughout the project.
 pub const ECE_BINS: usize = 15;
+
+/// What calibrating a model on labelled data did: the fitted temperature and the expected
+/// calibration error ([`ECE_BINS`] bins) before (at the previous temperature) and after.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    pub temperature: f64,
+    pub ece_before: f64,
+    pub ece_after: f64,
+}
+
+/// Fits a temperature to `logits` (one row per example, raw) against `truth` (one class index
+/// per row) with [`fit_temperature`], keeping `previous` where the data cannot determine one
+/// (every example right, for one), and reports ECE at `previous` and at the result.
+pub fn calibrate_logits(logits: &[Vec<f32>], truth: &[usize], previous: f64) -> Calibration {
+    let probs_at = |t: f64| -> Vec<Vec<f32>> {
+        logits.iter().map(|row| softmax_at(row, t).into_iter().map(|p| p as f32).collect()).collect()
+    };
+    let ece_before = expected_calibration_error(&probs_at(previous), truth, ECE_BINS);
+    let temperature = fit_temperature(logits, truth).unwrap_or(previous);
+    let ece_after = expected_calibration_error(&probs_at(temperature), truth, ECE_BINS);
+    Calibration { temperature, ece_before, ece_after }
+}
 
 #[cfg(test)]
 mod tests {

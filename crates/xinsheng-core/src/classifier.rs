@@ -7,31 +7,16 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use serde::Serialize;
 
-use crate::bundle::Bundle;
-use crate::model::SentimentModel;
-use crate::tokenizer::Tokenizer;
-use crate::vocab::{UNK_ID, Vocab};
-
-/// Texts per forward pass; bounds memory for huge inputs without changing any result.
-pub const INFERENCE_BATCH: usize = 64;
+use crate::bundle::{Bundle, Manifest};
+use crate::model::{logits_of, rows_of};
+use crate::scores::argmax;
+use crate::vocab::{UNK_ID, encode, encode_tokens};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Prediction {
     pub label: String,
     pub score: f32,
     pub probs: BTreeMap<String, f32>,
-}
-
-/// Token ids of `text`; never empty (text without tokens is one unknown token), so every
-/// input, even "" or "😀", gets a prediction.
-pub fn encode(tokenizer: &Tokenizer, vocab: &Vocab, text: &str) -> Vec<usize> {
-    encode_tokens(vocab, &tokenizer.tokenize(text))
-}
-
-/// Ids of already tokenized text, with the same never-empty rule as [`encode`].
-pub fn encode_tokens(vocab: &Vocab, tokens: &[String]) -> Vec<usize> {
-    let ids: Vec<usize> = tokens.iter().map(|t| vocab.id(t)).collect();
-    if ids.is_empty() { vec![UNK_ID] } else { ids }
 }
 
 /// One token of an explained text and its importance for the predicted label.
@@ -50,15 +35,39 @@ pub struct TokenWeight {
     pub end: Option<usize>,
 }
 
+/// A bundle on the device it runs on. The fields are private so that the bundle is always on
+/// `device`: [`Classifier::new`] and [`Classifier::replace_bundle`] move it there.
 pub struct Classifier {
-    pub bundle: Bundle,
-    pub device: Device,
+    bundle: Bundle,
+    device: Device,
 }
 
 impl Classifier {
     pub fn new(bundle: Bundle, device: Device) -> Self {
         let bundle = bundle.to_device(&device);
         Classifier { bundle, device }
+    }
+
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.bundle.manifest
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The bundle, still on this classifier's device.
+    pub fn into_bundle(self) -> Bundle {
+        self.bundle
+    }
+
+    /// Swaps in `bundle` (a fine-tuned one, say), moved to this classifier's device.
+    pub fn replace_bundle(&mut self, bundle: Bundle) {
+        self.bundle = bundle.to_device(&self.device);
     }
 
     pub fn labels(&self) -> &[String] {
@@ -145,52 +154,6 @@ impl Classifier {
     }
 }
 
-/// The index of the largest value of `row` (the predicted class of a row of probabilities or
-/// logits); on an exact tie the **first** of the largest, as NumPy's `argmax` picks (so
-/// `xinsheng.ray_predict`, which takes labels from `predict_proba` with NumPy, and every other
-/// path agree); 0 for an empty row.
-pub fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, v) in row.iter().enumerate() {
-        if v.total_cmp(&row[best]).is_gt() {
-            best = i;
-        }
-    }
-    best
-}
-
-/// Raw logits of `model` (in inference mode) for each encoded text, in input order.
-pub fn logits_of(model: &SentimentModel, encoded: &[Vec<usize>], device: &Device) -> Vec<Vec<f32>> {
-    rows_of(encoded, |ids| model.forward(&model.batch(ids, device)))
-}
-
-/// `[batch, classes]` rows of `compute` over inference batches, back in input order.
-fn rows_of(encoded: &[Vec<usize>], compute: impl Fn(&[Vec<usize>]) -> Tensor<2>) -> Vec<Vec<f32>> {
-    let mut out = vec![Vec::new(); encoded.len()];
-    for chunk in inference_batches(encoded) {
-        let ids: Vec<Vec<usize>> = chunk.iter().map(|&i| encoded[i].clone()).collect();
-        let flat: Vec<f32> = compute(&ids).into_data().try_into_vec().expect("f32 rows");
-        scatter_rows(&mut out, &chunk, &flat);
-    }
-    out
-}
-
-/// Batches of input indices for inference: similar lengths share a batch, so little time goes
-/// into padding; at most [`INFERENCE_BATCH`] texts each.
-pub fn inference_batches(encoded: &[Vec<usize>]) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..encoded.len()).collect();
-    order.sort_by_key(|&i| encoded[i].len());
-    order.chunks(INFERENCE_BATCH).map(<[usize]>::to_vec).collect()
-}
-
-/// Puts the rows of a `[chunk.len(), classes]` probability matrix back in input order.
-pub fn scatter_rows(out: &mut [Vec<f32>], chunk: &[usize], flat: &[f32]) {
-    let classes = flat.len() / chunk.len().max(1);
-    for (row, &i) in chunk.iter().enumerate() {
-        out[i] = flat[row * classes..(row + 1) * classes].to_vec();
-    }
-}
-
 /// A text's tokens and the id sequences that explain it: the text itself, then the text with
 /// each token in turn replaced by `<unk>`.
 pub struct Occlusion {
@@ -218,19 +181,5 @@ impl Occlusion {
             })
             .collect();
         (prediction, weights)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::argmax;
-
-    #[test]
-    fn argmax_takes_the_first_of_tied_maxima_as_numpy_does() {
-        assert_eq!(argmax(&[0.25, 0.5, 0.25]), 1);
-        assert_eq!(argmax(&[0.5, 0.5]), 0, "an exact tie between two labels: the first");
-        assert_eq!(argmax(&[0.2, 0.4, 0.4]), 1, "a tie after a smaller value: the first of the tie");
-        assert_eq!(argmax(&[-1.0, -0.5, -0.5]), 1, "logits too");
-        assert_eq!(argmax(&[]), 0);
     }
 }

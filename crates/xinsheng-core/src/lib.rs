@@ -26,6 +26,7 @@ pub mod model;
 pub mod recipe;
 pub mod recurrence;
 pub mod rng;
+pub mod scores;
 pub mod tokenizer;
 pub mod train;
 pub mod vocab;

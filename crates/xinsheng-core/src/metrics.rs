@@ -110,7 +110,7 @@ impl Metrics {
             })
             .collect();
         let sub_labels: Vec<String> = used.iter().map(|&u| labels[u].clone()).collect();
-        let outside = probs.iter().filter(|row| !used.contains(&crate::classifier::argmax(row))).count();
+        let outside = probs.iter().filter(|row| !used.contains(&crate::scores::argmax(row))).count();
         metrics.data_labels = Some(Box::new(DataLabels {
             metrics: Metrics::from_probabilities(&sub_labels, &sub_truth, &sub_probs),
             labels: sub_labels,
@@ -122,7 +122,7 @@ impl Metrics {
     /// The metrics of the most probable class of each row of `probs`, with the expected
     /// calibration error of those probabilities (15 bins).
     pub fn from_probabilities(labels: &[String], truth: &[usize], probs: &[Vec<f32>]) -> Metrics {
-        let predicted: Vec<usize> = probs.iter().map(|row| crate::classifier::argmax(row)).collect();
+        let predicted: Vec<usize> = probs.iter().map(|row| crate::scores::argmax(row)).collect();
         let ece = crate::calibration::expected_calibration_error(probs, truth, crate::calibration::ECE_BINS);
         Metrics { ece: Some(ece), ..Metrics::compute(labels, truth, &predicted) }
     }

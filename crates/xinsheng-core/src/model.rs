@@ -591,6 +591,41 @@ fn pool(sequence: Tensor<3>, mask: Tensor<3>, lengths: Tensor<2>) -> Tensor<2> {
     Tensor::cat(vec![sum / lengths, max], 1)
 }
 
+/// Texts per forward pass; bounds memory for huge inputs without changing any result.
+pub const INFERENCE_BATCH: usize = 64;
+
+/// Raw logits of `model` (in inference mode) for each encoded text, in input order.
+pub fn logits_of(model: &SentimentModel, encoded: &[Vec<usize>], device: &Device) -> Vec<Vec<f32>> {
+    rows_of(encoded, |ids| model.forward(&model.batch(ids, device)))
+}
+
+/// `[batch, classes]` rows of `compute` over inference batches, back in input order.
+pub fn rows_of(encoded: &[Vec<usize>], compute: impl Fn(&[Vec<usize>]) -> Tensor<2>) -> Vec<Vec<f32>> {
+    let mut out = vec![Vec::new(); encoded.len()];
+    for chunk in inference_batches(encoded) {
+        let ids: Vec<Vec<usize>> = chunk.iter().map(|&i| encoded[i].clone()).collect();
+        let flat: Vec<f32> = compute(&ids).into_data().try_into_vec().expect("f32 rows");
+        scatter_rows(&mut out, &chunk, &flat);
+    }
+    out
+}
+
+/// Batches of input indices for inference: similar lengths share a batch, so little time goes
+/// into padding; at most [`INFERENCE_BATCH`] texts each.
+pub fn inference_batches(encoded: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..encoded.len()).collect();
+    order.sort_by_key(|&i| encoded[i].len());
+    order.chunks(INFERENCE_BATCH).map(<[usize]>::to_vec).collect()
+}
+
+/// Puts the rows of a `[chunk.len(), classes]` probability matrix back in input order.
+pub fn scatter_rows(out: &mut [Vec<f32>], chunk: &[usize], flat: &[f32]) {
+    let classes = flat.len() / chunk.len().max(1);
+    for (row, &i) in chunk.iter().enumerate() {
+        out[i] = flat[row * classes..(row + 1) * classes].to_vec();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

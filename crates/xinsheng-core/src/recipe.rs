@@ -9,16 +9,17 @@ use burn::tensor::Device;
 use serde::Serialize;
 
 use crate::bundle::{Bundle, Manifest};
-use crate::classifier::{encode, encode_tokens};
+use crate::calibration::{Calibration, calibrate_logits};
 use crate::data::{Dataset, Example, new_labels, read_examples_with, read_teacher};
 use crate::error::{Error, Result};
 use crate::input::ReadOptions;
-use crate::model::{Arch, ModelConfig, Pooling};
+use crate::model::{Arch, ModelConfig, Pooling, SentimentModel, logits_of};
 use crate::tokenizer::{Tokenizer, TokenizerKind};
 use crate::train::{
-    Calibration, Distillation, Encoded, Event, Freeze, TrainOptions, attach_teacher, calibrate, finetune, fit, pretrain,
+    Distillation, Encoded, Event, FitSession, Fitted, Freeze, TrainOptions, attach_teacher, drive, pretrain,
+    with_labels_of,
 };
-use crate::vocab::{Bigrams, Vocab};
+use crate::vocab::{Bigrams, Vocab, encode, encode_tokens};
 
 /// Everything `xinsheng train` takes, with its defaults ([`TrainSpec::default`] is the one
 /// source of them: the CLI's and the Python package's defaults read it).
@@ -67,6 +68,8 @@ pub struct TrainSpec {
 
 impl Default for TrainSpec {
     fn default() -> Self {
+        // The optimiser's defaults are TrainOptions's; the rest are the model's and the data's.
+        let o = TrainOptions::default();
         TrainSpec {
             data: Vec::new(),
             valid: Vec::new(),
@@ -84,13 +87,13 @@ impl Default for TrainSpec {
             bigrams: 0,
             bigram_dim: 64,
             min_freq: 2,
-            epochs: 10,
+            epochs: o.epochs,
             pretrain_epochs: 0,
             lm_vocab: 3000,
-            batch_size: 64,
-            lr: 2e-3,
-            patience: 3,
-            seed: 42,
+            batch_size: o.batch_size,
+            lr: o.lr,
+            patience: o.patience,
+            seed: o.seed,
             pooling: Pooling::MeanMax,
             distill_weight: None,
             temperature: None,
@@ -291,7 +294,7 @@ pub fn train(
     } else {
         model
     };
-    let fitted = fit(model, &train_set, &valid_sets, &labels, &options, on_event);
+    let fitted = drive(FitSession::new(model, &train_set, &valid_sets, &labels, &options)?, on_event);
 
     manifest.metrics = fitted.valid.first().cloned();
     let selection = (!fitted.valid.is_empty()).then(|| {
@@ -349,7 +352,7 @@ pub fn calibration_line(c: &Calibration) -> String {
     )
 }
 
-/// What [`finetune_checked`] did besides tuning the weights.
+/// What a fine-tune did besides tuning the weights.
 #[derive(Clone, Debug, Serialize)]
 pub struct Finetuned {
     pub epochs_run: usize,
@@ -359,63 +362,159 @@ pub struct Finetuned {
     pub calibration: Option<Calibration>,
 }
 
-/// Fine-tunes `bundle` on `data` as `xinsheng finetune` does: labels the model lacks are an
-/// error naming the first line that has one, unless `add_labels` (then they become new
-/// classes); with validation examples, early stopping and a refitted temperature.
-/// `name` names the data in messages (a file, or "fine-tuning data").
-pub fn finetune_checked(
-    bundle: &mut Bundle,
+/// A fine-tune, checked and prepared, that any driver runs: [`Finetune::prepare`], then the
+/// [`FitSession`] of [`Finetune::session`] driven to the end (by [`finetune`] synchronously, by
+/// the browser asynchronously), then [`Finetune::finish`]. The same data, options and seed
+/// give the same bundle whichever driver ran it, and that bundle records its own fine-tune.
+pub struct Finetune {
+    manifest: Manifest,
+    /// Taken by [`Finetune::session`].
+    model: Option<SentimentModel>,
+    train: Encoded,
+    valid: Vec<Encoded>,
+    options: TrainOptions,
+    added: Vec<String>,
+    /// What the bundle's `training` will say besides the fit's results.
+    record: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Finetune {
+    /// Checks a fine-tune of `bundle` (named `base` in the record: a path, "default", "the
+    /// page's model") on `data` (named `name` in messages: a file, "labels", "corrections") and
+    /// prepares it: options that cannot train ([`TrainOptions::validate`]), no examples, an
+    /// empty label, labels the model lacks (an error naming the first line that has one, unless
+    /// `add_labels`: then they become new classes and the head grows) and labels that differ
+    /// from known ones only by case or width are refused before anything is trained.
+    pub fn prepare(
+        bundle: &Bundle,
+        base: &str,
+        name: &str,
+        data: &Dataset,
+        valid: &[Example],
+        add_labels: bool,
+        options: &TrainOptions,
+    ) -> Result<Finetune> {
+        options.validate()?;
+        if data.examples.is_empty() {
+            return Err(Error::Invalid(format!("{name}: fine-tuning needs at least one labelled example")));
+        }
+        let line = |i: usize| data.lines.get(i).copied().unwrap_or(i + 1);
+        if let Some(i) = data.examples.iter().position(|e| e.label.trim().is_empty()) {
+            return Err(Error::data(name, Some(line(i)), "the label is empty: every fine-tuning example needs one"));
+        }
+        let before = bundle.manifest.labels.clone();
+        let labelled = data.examples.iter().enumerate().map(|(i, e)| (e.label.as_str(), line(i)));
+        let valid_labelled = valid.iter().enumerate().map(|(i, e)| (e.label.as_str(), i + 1));
+        let added = new_labels(name, &before, labelled)?;
+        let valid_added = new_labels("validation data", &before, valid_labelled)?;
+        if let Some(label) = valid_added.iter().find(|l| !added.contains(l)) {
+            return Err(Error::Invalid(format!(
+                "validation data: label '{label}' is in neither the model ({}) nor the fine-tuning data",
+                before.join(", ")
+            )));
+        }
+        if !added.is_empty() && !add_labels {
+            let many = added.len() > 1;
+            return Err(Error::Invalid(format!(
+                "{name}: label{} {} {} new to the model (it knows {}): pass --add-labels to add {} as new class{} \
+                 (Python: add_labels=True), or --label-map to rename {}",
+                if many { "s" } else { "" },
+                added.iter().map(|l| format!("'{l}'")).collect::<Vec<_>>().join(", "),
+                if many { "are" } else { "is" },
+                before.join(", "),
+                if many { "them" } else { "it" },
+                if many { "es" } else { "" },
+                if many { "them" } else { "it" },
+            )));
+        }
+        let base_training = bundle.manifest.training.clone();
+        let Bundle { manifest, model } =
+            with_labels_of(bundle.clone(), data.examples.iter().chain(valid), options.seed);
+        let encode = |t: &str| encode(&manifest.tokenizer, &manifest.vocab, t);
+        let train = Encoded::new(&encode, &manifest.labels, &data.examples, name)?;
+        let valid = if valid.is_empty() {
+            Vec::new()
+        } else {
+            vec![Encoded::new(&encode, &manifest.labels, valid, "validation data")?]
+        };
+        let mut record = serde_json::Map::new();
+        record.insert("finetuned_from".into(), base.into());
+        record.insert("data".into(), name.into());
+        record.insert("examples".into(), train.len().into());
+        record.insert("valid_examples".into(), valid.first().map_or(0, Encoded::len).into());
+        record.insert("added_labels".into(), serde_json::json!(added));
+        record.insert("options".into(), serde_json::json!(options));
+        record.insert("base".into(), base_training);
+        Ok(Finetune { manifest, model: Some(model), train, valid, options: options.clone(), added, record })
+    }
+
+    /// The labels after the fine-tune (the model's, then any added), in class order.
+    pub fn labels(&self) -> &[String] {
+        &self.manifest.labels
+    }
+
+    /// The fit loop over the prepared data. Call it once.
+    pub fn session(&mut self) -> Result<FitSession<'_>> {
+        let model = self.model.take().ok_or_else(|| Error::Invalid("this fine-tune has already run".into()))?;
+        FitSession::new(model, &self.train, &self.valid, &self.manifest.labels, &self.options)
+    }
+
+    /// The tuned bundle (on the fit's device) from the session's result: with validation data,
+    /// its metrics and a refitted temperature; without, no metrics (the base model's no longer
+    /// describe it). `manifest.training` records this fine-tune, the base's record under
+    /// `base`.
+    pub fn finish(self, fitted: Fitted) -> (Bundle, Finetuned) {
+        let Finetune { mut manifest, valid, added, mut record, .. } = self;
+        let Fitted { model, valid: metrics, epochs_run, .. } = fitted;
+        manifest.metrics = metrics.into_iter().next();
+        let mut bundle = Bundle { manifest, model };
+        let calibration = valid.first().map(|v| {
+            let device = bundle.model.head.weight.device();
+            calibrate(&mut bundle, v, &device)
+        });
+        record.insert("epochs_run".into(), epochs_run.into());
+        record.insert("metrics".into(), serde_json::json!(bundle.manifest.metrics));
+        record.insert("calibration".into(), serde_json::json!(calibration));
+        bundle.manifest.training = serde_json::Value::Object(record);
+        (bundle, Finetuned { epochs_run, added_labels: added, calibration })
+    }
+}
+
+/// Fine-tunes `bundle` as `xinsheng finetune` and Python do: [`Finetune::prepare`] (errors
+/// there), the fit loop with synchronous reads ([`fit`]'s), [`Finetune::finish`]. On an error
+/// the caller's bundle is untouched.
+#[allow(clippy::too_many_arguments)]
+pub fn finetune(
+    bundle: &Bundle,
+    base: &str,
     name: &str,
     data: &Dataset,
     valid: &[Example],
     add_labels: bool,
     options: &TrainOptions,
     on_event: &mut dyn FnMut(Event),
-) -> Result<Finetuned> {
-    options.validate()?;
-    let before = bundle.manifest.labels.clone();
-    let labelled = data.examples.iter().map(|e| e.label.as_str()).zip(data.lines.iter().copied());
-    let valid_labelled = valid.iter().enumerate().map(|(i, e)| (e.label.as_str(), i + 1));
-    let added = new_labels(name, &before, labelled)?;
-    let valid_added = new_labels("validation data", &before, valid_labelled)?;
-    if let Some(label) = valid_added.iter().find(|l| !added.contains(l)) {
-        return Err(Error::Invalid(format!(
-            "validation data: label '{label}' is in neither the model ({}) nor the fine-tuning data",
-            before.join(", ")
-        )));
-    }
-    if !added.is_empty() && !add_labels {
-        let many = added.len() > 1;
-        return Err(Error::Invalid(format!(
-            "{name}: label{} {} {} new to the model (it knows {}): pass --add-labels to add {} as new class{} \
-             (Python: add_labels=True), or --label-map to rename {}",
-            if many { "s" } else { "" },
-            added.iter().map(|l| format!("'{l}'")).collect::<Vec<_>>().join(", "),
-            if many { "are" } else { "is" },
-            before.join(", "),
-            if many { "them" } else { "it" },
-            if many { "es" } else { "" },
-            if many { "them" } else { "it" },
-        )));
-    }
-    // On an error the caller's bundle stays as it was.
-    let (mut tuned, epochs_run) = finetune(bundle.clone(), &data.examples, valid, options, on_event)?;
-    let device = tuned.model.head.weight.device();
-    let calibration = if valid.is_empty() {
-        None
-    } else {
-        let manifest = &tuned.manifest;
-        let encode = |t: &str| encode(&manifest.tokenizer, &manifest.vocab, t);
-        let valid_set = Encoded::new(&encode, &manifest.labels, valid, "validation data")?;
-        Some(calibrate(&mut tuned, &valid_set, &device))
-    };
-    *bundle = tuned;
-    Ok(Finetuned { epochs_run, added_labels: added, calibration })
+) -> Result<(Bundle, Finetuned)> {
+    let mut job = Finetune::prepare(bundle, base, name, data, valid, add_labels, options)?;
+    let fitted = drive(job.session()?, on_event);
+    Ok(job.finish(fitted))
 }
 
-/// Fine-tuning options with `xinsheng finetune`'s defaults.
+/// Fits the bundle's temperature on `data` (usually validation data) so that its
+/// probabilities are calibrated ([`crate::calibration::calibrate_logits`]) and stores it in the
+/// manifest; where the data cannot determine a temperature, the previous one stays.
+pub fn calibrate(bundle: &mut Bundle, data: &Encoded, device: &Device) -> Calibration {
+    let logits = logits_of(&bundle.model, &data.ids, device);
+    let calibration = calibrate_logits(&logits, &data.labels, bundle.manifest.temperature);
+    bundle.manifest.temperature = calibration.temperature;
+    calibration
+}
+
+/// Fine-tuning's defaults, the one set every driver uses (`xinsheng finetune`, Python's
+/// `finetune`, the browser's `fineTune`): 8 epochs at lr 2e-3 in batches of 16, patience 3,
+/// seed 42. Fine-tunes are mostly a handful of corrections, where these move the model within
+/// seconds; a file of new data may want fewer epochs with `--valid` for early stopping.
 pub fn finetune_options() -> TrainOptions {
-    TrainOptions { epochs: 5, lr: 1e-3, batch_size: 32, ..TrainOptions::default() }
+    TrainOptions { epochs: 8, lr: 2e-3, batch_size: 16, ..TrainOptions::default() }
 }
 
 #[cfg(test)]

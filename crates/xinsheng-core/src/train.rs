@@ -12,11 +12,10 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::Bundle;
-use crate::classifier::{encode, inference_batches};
 use crate::data::{Example, TeacherRow};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::model::SentimentModel;
+use crate::model::{SentimentModel, inference_batches};
 use crate::rng::SplitMix64;
 use crate::vocab::{PAD_ID, UNK_ID};
 
@@ -191,7 +190,7 @@ impl Encoded {
             self.gold = vec![true; n];
         }
         self.ids.push(ids);
-        self.labels.push(crate::classifier::argmax(&probs));
+        self.labels.push(crate::scores::argmax(&probs));
         self.teacher.push(probs);
         self.gold.push(false);
     }
@@ -432,33 +431,6 @@ pub fn evaluate(model: &SentimentModel, data: &Encoded, labels: &[String], devic
     Metrics::compute(labels, &data.labels, &predict_classes(model, data, device))
 }
 
-/// Calibration of a bundle on labelled data: the fitted temperature and the expected
-/// calibration error (15 bins) before and after.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Calibration {
-    pub temperature: f64,
-    pub ece_before: f64,
-    pub ece_after: f64,
-}
-
-/// Fits the bundle's temperature on `data` (usually validation data) so that its
-/// probabilities are calibrated ([`crate::calibration::fit_temperature`]), stores it in the
-/// manifest and reports ECE before (at the bundle's previous temperature) and after. When the
-/// data cannot determine a temperature (see [`crate::calibration::fit_temperature`]; every
-/// example classified right, for one), the previous temperature stays.
-pub fn calibrate(bundle: &mut Bundle, data: &Encoded, device: &Device) -> Calibration {
-    use crate::calibration::{ECE_BINS, expected_calibration_error, fit_temperature, softmax_at};
-    let logits = crate::classifier::logits_of(&bundle.model, &data.ids, device);
-    let probs_at = |t: f64| -> Vec<Vec<f32>> {
-        logits.iter().map(|row| softmax_at(row, t).into_iter().map(|p| p as f32).collect()).collect()
-    };
-    let ece_before = expected_calibration_error(&probs_at(bundle.manifest.temperature), &data.labels, ECE_BINS);
-    let temperature = fit_temperature(&logits, &data.labels).unwrap_or(bundle.manifest.temperature);
-    bundle.manifest.temperature = temperature;
-    let ece_after = expected_calibration_error(&probs_at(temperature), &data.labels, ECE_BINS);
-    Calibration { temperature, ece_before, ece_after }
-}
-
 /// The model-selection rule: the mean of the validation sets' accuracies (argmax over all
 /// labels), each set counting the same however many rows it has; `None` without validation
 /// sets. With an in-domain set and a phenomena set, an epoch that gains on one and loses as
@@ -502,10 +474,182 @@ impl EpochTally {
     }
 }
 
-/// Trains `model` (on a plain device; training runs on its autodiff twin), keeping the epoch
-/// with the best [`selection_score`] over `valid` and stopping after `patience` epochs without
-/// a better one. `options` should have passed [`TrainOptions::validate`] (the recipe layer and
-/// [`finetune`] check them).
+/// The one fit loop, as a resumable session: the CLI, Python (through [`fit`]) and the browser
+/// (asynchronously, yielding between steps) all drive it, so they train the same way for the
+/// same options and seed. Per epoch: [`FitSession::step`] until it returns `None` (each step's
+/// tensors read back by the driver, synchronously or not, and passed to
+/// [`FitSession::record`]), then [`FitSession::end_epoch`], until [`FitSession::done`]; then
+/// [`FitSession::finish`]. It keeps the epoch with the best [`selection_score`] over `valid`
+/// and stops after `patience` epochs without a better one; without validation sets it runs
+/// every epoch and keeps the last.
+///
+/// `end_epoch` evaluates the validation sets with synchronous reads, so a driver on WebGPU
+/// (where those panic) gives none.
+pub struct FitSession<'a> {
+    trainer: Trainer,
+    train: &'a Encoded,
+    valid: &'a [Encoded],
+    labels: &'a [String],
+    options: TrainOptions,
+    rng: SplitMix64,
+    best: Option<(f64, SentimentModel, Vec<Metrics>)>,
+    since_best: usize,
+    /// The epoch under way (1-based), or the last one finished.
+    epoch: usize,
+    plan: Vec<Vec<usize>>,
+    /// Steps of `plan` built so far.
+    next: usize,
+    tally: EpochTally,
+    /// Between an epoch's first `step` and its `end_epoch`.
+    in_epoch: bool,
+    stopped: bool,
+    /// The plain device the model came on (validation runs there).
+    device: Device,
+}
+
+/// One step's results as tensors, for the driver to read back and [`FitSession::record`].
+pub struct PendingStep {
+    /// The batch's mean loss, `[1]`.
+    pub loss: Tensor<1>,
+    /// How many of the batch it got right, `[1]`.
+    pub correct: Tensor<1, Int>,
+    /// Examples in the batch.
+    pub size: usize,
+}
+
+impl<'a> FitSession<'a> {
+    /// Starts training `model` (on a plain device; training runs on its autodiff twin).
+    /// Refuses options that cannot train ([`TrainOptions::validate`]) and empty training data.
+    pub fn new(
+        model: SentimentModel,
+        train: &'a Encoded,
+        valid: &'a [Encoded],
+        labels: &'a [String],
+        options: &TrainOptions,
+    ) -> Result<Self> {
+        options.validate()?;
+        if train.is_empty() {
+            return Err(Error::Invalid("training needs at least one example".into()));
+        }
+        // Seed before the trainer exists, so that dropout masks repeat for the same seed.
+        let device = model.head.weight.device();
+        device.seed(options.seed);
+        let trainer = Trainer::with_distillation(model, options.lr, options.freeze, options.distill);
+        Ok(FitSession {
+            trainer,
+            train,
+            valid,
+            labels,
+            options: options.clone(),
+            rng: SplitMix64::new(options.seed),
+            best: None,
+            since_best: 0,
+            epoch: 0,
+            plan: Vec::new(),
+            next: 0,
+            tally: EpochTally::default(),
+            in_epoch: false,
+            stopped: false,
+            device,
+        })
+    }
+
+    /// True once every epoch ran or early stopping ended training.
+    pub fn done(&self) -> bool {
+        self.stopped || (!self.in_epoch && self.epoch >= self.options.epochs)
+    }
+
+    /// The epoch under way (1-based) and the number planned.
+    pub fn epoch(&self) -> (usize, usize) {
+        (self.epoch, self.options.epochs)
+    }
+
+    /// Builds the next update of the epoch (planning the epoch's batches first, at its start);
+    /// `None` when the epoch's batches are done and [`FitSession::end_epoch`] is due.
+    pub fn step(&mut self) -> Option<PendingStep> {
+        if !self.in_epoch {
+            if self.done() {
+                return None;
+            }
+            self.epoch += 1;
+            self.plan = batches(self.train, self.options.batch_size, &mut self.rng);
+            self.next = 0;
+            self.tally = EpochTally::default();
+            self.in_epoch = true;
+        }
+        if self.next >= self.plan.len() {
+            return None;
+        }
+        let indices = &self.plan[self.next];
+        self.next += 1;
+        let (loss, correct) = self.trainer.step(self.train, indices);
+        Some(PendingStep { loss, correct, size: indices.len() })
+    }
+
+    /// Adds a step's read-back loss and correct count to the epoch's tally; the report to show.
+    pub fn record(&mut self, loss: f64, correct: usize, size: usize) -> Event {
+        self.tally.add(loss, correct, size);
+        Event::Batch {
+            epoch: self.epoch,
+            batch: self.next,
+            batches: self.plan.len(),
+            loss: self.tally.loss(),
+            accuracy: self.tally.accuracy(),
+        }
+    }
+
+    /// Ends the epoch: evaluates the validation sets, keeps the weights if they are the best so
+    /// far, decides early stopping. Returns the epoch's report.
+    pub fn end_epoch(&mut self) -> Event {
+        let epoch = self.epoch;
+        let current = self.trainer.model.valid();
+        let metrics: Vec<Metrics> =
+            self.valid.iter().map(|v| evaluate(&current, v, self.labels, &self.device)).collect();
+        let score = selection_score(&metrics);
+        let improved = self.best.as_ref().is_none_or(|(s, _, _)| score.unwrap_or(epoch as f64) > *s);
+        if improved {
+            self.best = Some((score.unwrap_or(epoch as f64), current, metrics.clone()));
+            self.since_best = 0;
+        } else {
+            self.since_best += 1;
+        }
+        if !self.valid.is_empty() && self.since_best >= self.options.patience {
+            self.stopped = true;
+        }
+        // The next `step` plans the next epoch.
+        self.in_epoch = false;
+        Event::Epoch {
+            epoch,
+            train_loss: self.tally.loss(),
+            train_accuracy: self.tally.accuracy(),
+            valid: metrics,
+            score,
+            best: improved,
+        }
+    }
+
+    /// The kept weights (on the plain device) and their validation metrics.
+    pub fn finish(self) -> Fitted {
+        let (_, model, valid) = self.best.unwrap_or_else(|| (0.0, self.trainer.model.valid(), Vec::new()));
+        let score = selection_score(&valid);
+        Fitted { model, valid, score, epochs_run: self.epoch }
+    }
+}
+
+/// Drives a [`FitSession`] to the end with synchronous reads: what the CLI and Python run.
+pub fn drive(mut session: FitSession<'_>, on_event: &mut dyn FnMut(Event)) -> Fitted {
+    while !session.done() {
+        while let Some(step) = session.step() {
+            let loss = step.loss.into_scalar::<f32>() as f64;
+            let correct = step.correct.into_scalar::<i64>() as usize;
+            on_event(session.record(loss, correct, step.size));
+        }
+        on_event(session.end_epoch());
+    }
+    session.finish()
+}
+
+/// [`FitSession::new`] (errors there) driven to the end by [`drive`].
 pub fn fit(
     model: SentimentModel,
     train: &Encoded,
@@ -513,79 +657,8 @@ pub fn fit(
     labels: &[String],
     options: &TrainOptions,
     on_event: &mut dyn FnMut(Event),
-) -> Fitted {
-    let device = model.head.weight.device();
-    device.seed(options.seed);
-    let mut trainer = Trainer::with_distillation(model, options.lr, options.freeze, options.distill);
-    let mut rng = SplitMix64::new(options.seed);
-    let mut best: Option<(f64, SentimentModel, Vec<Metrics>)> = None;
-    let mut since_best = 0;
-    let mut epochs_run = 0;
-    for epoch in 1..=options.epochs {
-        epochs_run = epoch;
-        let plan = batches(train, options.batch_size, &mut rng);
-        let mut tally = EpochTally::default();
-        for (b, indices) in plan.iter().enumerate() {
-            let (loss, correct) = trainer.step(train, indices);
-            tally.add(loss.into_scalar::<f32>() as f64, correct.into_scalar::<i64>() as usize, indices.len());
-            on_event(Event::Batch {
-                epoch,
-                batch: b + 1,
-                batches: plan.len(),
-                loss: tally.loss(),
-                accuracy: tally.accuracy(),
-            });
-        }
-        let current = trainer.model.valid();
-        let metrics: Vec<Metrics> = valid.iter().map(|v| evaluate(&current, v, labels, &device)).collect();
-        let score = selection_score(&metrics);
-        let improved = best.as_ref().is_none_or(|(s, _, _)| score.unwrap_or(epoch as f64) > *s);
-        if improved {
-            best = Some((score.unwrap_or(epoch as f64), current, metrics.clone()));
-            since_best = 0;
-        } else {
-            since_best += 1;
-        }
-        on_event(Event::Epoch {
-            epoch,
-            train_loss: tally.loss(),
-            train_accuracy: tally.accuracy(),
-            valid: metrics,
-            score,
-            best: improved,
-        });
-        if !valid.is_empty() && since_best >= options.patience {
-            break;
-        }
-    }
-    let (_, model, valid) = best.unwrap_or_else(|| (0.0, trainer.model.valid(), Vec::new()));
-    let score = selection_score(&valid);
-    Fitted { model, valid, score, epochs_run }
-}
-
-/// Fine-tunes a bundle on new examples. Labels the bundle lacks are appended to its label set
-/// and the head grows; the old classes keep their weights. Returns the tuned bundle (with its
-/// validation metrics, if `valid` was given) and the number of epochs run.
-pub fn finetune(
-    bundle: Bundle,
-    examples: &[Example],
-    valid: &[Example],
-    options: &TrainOptions,
-    on_event: &mut dyn FnMut(Event),
-) -> Result<(Bundle, usize)> {
-    options.validate()?;
-    if examples.is_empty() {
-        return Err(Error::Invalid("fine-tuning needs at least one labelled example".into()));
-    }
-    let Bundle { mut manifest, model } = with_labels_of(bundle, examples.iter().chain(valid), options.seed);
-    let labels = manifest.labels.clone();
-    let encode = |t: &str| encode(&manifest.tokenizer, &manifest.vocab, t);
-    let train = Encoded::new(&encode, &labels, examples, "fine-tuning data")?;
-    let valid =
-        if valid.is_empty() { Vec::new() } else { vec![Encoded::new(&encode, &labels, valid, "validation data")?] };
-    let Fitted { model, valid, epochs_run, .. } = fit(model, &train, &valid, &labels, options, on_event);
-    manifest.metrics = valid.into_iter().next();
-    Ok((Bundle { manifest, model }, epochs_run))
+) -> Result<Fitted> {
+    Ok(drive(FitSession::new(model, train, valid, labels, options)?, on_event))
 }
 
 /// `bundle` with the labels of `examples` it lacks appended to its label set; the head grows

@@ -4,10 +4,24 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::tokenizer::Tokenizer;
+
 pub const PAD: &str = "<pad>";
 pub const UNK: &str = "<unk>";
 pub const PAD_ID: usize = 0;
 pub const UNK_ID: usize = 1;
+
+/// Token ids of `text`; never empty (text without tokens is one unknown token), so every
+/// input, even "" or "😀", gets a prediction.
+pub fn encode(tokenizer: &Tokenizer, vocab: &Vocab, text: &str) -> Vec<usize> {
+    encode_tokens(vocab, &tokenizer.tokenize(text))
+}
+
+/// Ids of already tokenized text, with the same never-empty rule as [`encode`].
+pub fn encode_tokens(vocab: &Vocab, tokens: &[String]) -> Vec<usize> {
+    let ids: Vec<usize> = tokens.iter().map(|t| vocab.id(t)).collect();
+    if ids.is_empty() { vec![UNK_ID] } else { ids }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(from = "Vec<String>", into = "Vec<String>")]

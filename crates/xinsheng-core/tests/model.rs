@@ -5,11 +5,11 @@
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Int, Tensor};
 use xinsheng_core::bundle::{Bundle, Manifest, Precision};
+use xinsheng_core::data::Dataset;
 use xinsheng_core::data::Example;
 use xinsheng_core::data::TeacherRow;
-use xinsheng_core::train::{
-    Distillation, Encoded, Freeze, TrainOptions, Trainer, attach_teacher, calibrate, finetune, fit, with_labels_of,
-};
+use xinsheng_core::recipe::{calibrate, finetune};
+use xinsheng_core::train::{Distillation, Encoded, Freeze, TrainOptions, Trainer, attach_teacher, fit, with_labels_of};
 use xinsheng_core::vocab::Bigrams;
 use xinsheng_core::{
     Arch, Classifier, ModelConfig, Pooling, Recurrence, SentimentModel, Tokenizer, TokenizerKind, Vocab,
@@ -67,7 +67,7 @@ fn bundle_with_final_states(arch: Arch, bidirectional: bool, layers: usize) -> B
 /// A bundle whose model also reads character bigrams.
 fn bundle_with_bigrams(arch: Arch) -> Bundle {
     let Bundle { mut manifest, .. } = bundle(arch, true, 1);
-    let encode = |t: &str| xinsheng_core::classifier::encode(&manifest.tokenizer, &manifest.vocab, t);
+    let encode = |t: &str| xinsheng_core::vocab::encode(&manifest.tokenizer, &manifest.vocab, t);
     let ids: Vec<Vec<usize>> = examples().iter().map(|e| encode(&e.text)).collect();
     let bigrams = Bigrams::build(ids.iter().map(Vec::as_slice), 1, 100);
     manifest.config.bigram_vocab_size = bigrams.len();
@@ -100,7 +100,7 @@ fn every_architecture_learns_a_tiny_dataset() {
         let classifier = Classifier::new(bundle, Device::flex());
         let data = encoded(&classifier, &examples());
         let all: Vec<usize> = (0..data.len()).collect();
-        let mut trainer = Trainer::new(classifier.bundle.model.clone(), 1e-2, Freeze::None);
+        let mut trainer = Trainer::new(classifier.bundle().model.clone(), 1e-2, Freeze::None);
         let mut losses = Vec::new();
         let mut accuracy = 0.0;
         for _ in 0..60 {
@@ -128,26 +128,35 @@ fn fit_keeps_the_best_epoch_and_reports_progress() {
         batch_size: 8,
         lr: 1e-2,
         seed: 1,
-        patience: 30,
+        patience: 3,
         freeze: Freeze::None,
         ..TrainOptions::default()
     };
-    let mut epochs = 0;
-    let fitted = fit(
-        classifier.bundle.model.clone(),
-        &data,
-        std::slice::from_ref(&data),
-        classifier.labels(),
-        &options,
-        &mut |e| {
-            if matches!(e, xinsheng_core::train::Event::Epoch { .. }) {
-                epochs += 1;
-            }
-        },
-    );
-    assert_eq!(epochs, 30);
-    assert_eq!(fitted.valid[0].accuracy, 1.0);
-    assert_eq!(fitted.score, Some(1.0));
+    let (mut batches, mut scores) = (0, Vec::new());
+    let model = classifier.bundle().model.clone();
+    let fitted =
+        fit(model.clone(), &data, std::slice::from_ref(&data), classifier.labels(), &options, &mut |e| match e {
+            xinsheng_core::train::Event::Batch { .. } => batches += 1,
+            xinsheng_core::train::Event::Epoch { score, .. } => scores.push(score.unwrap()),
+            _ => {}
+        })
+        .unwrap();
+    // The kept epoch is the first with the best score; training stops `patience` epochs later.
+    let best = scores.iter().copied().fold(f64::MIN, f64::max);
+    let kept = scores.iter().position(|&s| s == best).unwrap() + 1;
+    assert_eq!(best, 1.0, "the toy data is learnt: {scores:?}");
+    assert!(kept < scores.len(), "early stopping ran past the best epoch: {scores:?}");
+    assert_eq!(fitted.epochs_run, kept + options.patience, "{scores:?}");
+    assert_eq!(scores.len(), fitted.epochs_run);
+    assert_eq!(batches, fitted.epochs_run * 3, "20 examples in batches of 8: 3 per epoch");
+    assert_eq!(fitted.score, Some(best));
+    // The weights kept are that epoch's: the same seed run for exactly `kept` epochs (without
+    // validation, which keeps the last) ends on the same weights.
+    let until_kept = TrainOptions { epochs: kept, ..options.clone() };
+    let last = fit(model, &data, &[], classifier.labels(), &until_kept, &mut |_| {}).unwrap();
+    let device = Device::flex();
+    let logits = |m: &SentimentModel| xinsheng_core::model::logits_of(m, &data.ids, &device);
+    assert_eq!(logits(&fitted.model), logits(&last.model));
 }
 
 #[test]
@@ -203,7 +212,7 @@ fn assert_fused_matches_reference(device: &Device) {
             // (WebGPU's one-sequence kernel).
             let texts = examples().into_iter().map(|e| e.text).chain(FIXED_TEXTS.iter().map(|t| t.to_string()));
             let all: Vec<Vec<usize>> =
-                texts.map(|t| xinsheng_core::classifier::encode(&manifest.tokenizer, &manifest.vocab, &t)).collect();
+                texts.map(|t| xinsheng_core::vocab::encode(&manifest.tokenizer, &manifest.vocab, &t)).collect();
             for ids in [all.clone(), vec![all[0].clone()]] {
                 let run = |recurrence: Recurrence| {
                     let model = model.clone().with_recurrence(recurrence);
@@ -262,13 +271,13 @@ fn bundles_round_trip() {
     assert_eq!(classifier.predict(FIXED_TEXTS), reloaded.predict(FIXED_TEXTS));
 
     // Half precision: close to the original, and stable once saved.
-    let half = Bundle::from_bytes("f16", reloaded.bundle.to_bytes(Precision::F16).unwrap(), &Device::flex()).unwrap();
+    let half = Bundle::from_bytes("f16", reloaded.bundle().to_bytes(Precision::F16).unwrap(), &Device::flex()).unwrap();
     let again = Bundle::from_bytes("f16 again", half.to_bytes(Precision::F16).unwrap(), &Device::flex()).unwrap();
     let (half, again) = (Classifier::new(half, Device::flex()), Classifier::new(again, Device::flex()));
     let (h, g) = (half.probabilities(FIXED_TEXTS), again.probabilities(FIXED_TEXTS));
     assert!(max_abs_diff(&a, &h) < 1e-2);
     assert_eq!(h, g);
-    assert_eq!(half.bundle.manifest.vocab.len(), classifier.bundle.manifest.vocab.len());
+    assert_eq!(half.bundle().manifest.vocab.len(), classifier.bundle().manifest.vocab.len());
 }
 
 #[test]
@@ -315,7 +324,7 @@ fn bad_bundles_are_refused_with_a_reason() {
 #[test]
 fn finetuning_adds_a_neutral_class_and_learns_it() {
     let classifier = Classifier::new(bundle(Arch::Lstm, false, 1), Device::flex());
-    let base_head = classifier.bundle.model.head.weight.val().into_data().try_into_vec::<f32>().unwrap();
+    let base_head = classifier.bundle().model.head.weight.val().into_data().try_into_vec::<f32>().unwrap();
     let mut data = examples();
     let neutral = ["一般", "还行吧", "中规中矩", "普普通通"];
     data.extend(neutral.iter().map(|t| Example { label: "中立".into(), text: t.to_string() }));
@@ -331,14 +340,25 @@ fn finetuning_adds_a_neutral_class_and_learns_it() {
 
     // The head grows and the old classes start from their old weights (a learning rate of 0,
     // which would show it through `finetune`, is refused by `TrainOptions::validate`).
-    let grown = with_labels_of(Classifier::new(bundle(Arch::Lstm, false, 1), Device::flex()).bundle, &data, 3);
+    let grown = with_labels_of(Classifier::new(bundle(Arch::Lstm, false, 1), Device::flex()).into_bundle(), &data, 3);
     let grown_head = grown.model.head.weight.val().into_data().try_into_vec::<f32>().unwrap();
     assert_eq!(grown.manifest.labels, ["正面", "负面", "中立"]);
     for row in 0..16 {
         assert_eq!(grown_head[row * 3..row * 3 + 2], base_head[row * 2..row * 2 + 2], "old class weights kept");
     }
 
-    let (tuned, _) = finetune(classifier.bundle, &data, &[], &options, &mut |_| {}).unwrap();
+    let data = Dataset { lines: (1..=data.len()).collect(), examples: data, skipped_empty: 0 };
+    let base = classifier.into_bundle();
+    let (tuned, done) = finetune(&base, "toy", "examples", &data, &[], true, &options, &mut |_| {}).unwrap();
+    assert_eq!(done.added_labels, ["中立"]);
+    // The tuned bundle records its own fine-tune, the base's record under `base`.
+    let record = &tuned.manifest.training;
+    assert_eq!(record["finetuned_from"], "toy");
+    assert_eq!(record["examples"], 24);
+    assert_eq!(record["epochs_run"], 80);
+    assert_eq!(record["options"]["lr"], 1e-2);
+    assert_eq!(record["base"], base.manifest.training);
+    assert!(tuned.manifest.metrics.is_none(), "no validation data: no metrics (the base's do not describe it)");
     let tuned = Classifier::new(tuned, Device::flex());
     for p in tuned.predict(&neutral) {
         assert_eq!(p.label, "中立", "{p:?}");
@@ -359,9 +379,10 @@ fn explain_points_at_the_words_that_carry_the_sentiment() {
         freeze: Freeze::None,
         ..TrainOptions::default()
     };
-    let fitted = fit(classifier.bundle.model.clone(), &data, &[], classifier.labels(), &options, &mut |_| {});
+    let fitted =
+        fit(classifier.bundle().model.clone(), &data, &[], classifier.labels(), &options, &mut |_| {}).unwrap();
     let trained =
-        Classifier::new(Bundle { manifest: classifier.bundle.manifest.clone(), model: fitted.model }, Device::flex());
+        Classifier::new(Bundle { manifest: classifier.bundle().manifest.clone(), model: fitted.model }, Device::flex());
     // "很" opens both "很好" and "很差"; "好" and "差" decide.
     for (text, label, decisive) in [("很好", "正面", "好"), ("很差", "负面", "差")] {
         let (prediction, weights) = trained.explain(text);
@@ -387,7 +408,7 @@ fn assert_same_prediction(a: &xinsheng_core::Prediction, b: &xinsheng_core::Pred
 
 /// log-softmax of one row of logits, divided by `t` first.
 fn log_softmax_at(logits: &[f32], t: f64) -> Vec<f64> {
-    let p = xinsheng_core::calibration::softmax_at(logits, t);
+    let p = xinsheng_core::scores::softmax_at(logits, t);
     p.into_iter().map(f64::ln).collect()
 }
 
@@ -426,7 +447,7 @@ fn distillation_loss_is_the_documented_mix_of_kl_and_cross_entropy() {
         + alpha * t * t * kl(&[0.3, 0.7], &logits[2]))
         / 3.0;
     let distill = Distillation { weight: alpha, temperature: t };
-    let mut trainer = Trainer::with_distillation(classifier.bundle.model.clone(), 0.0, Freeze::None, distill);
+    let mut trainer = Trainer::with_distillation(classifier.bundle().model.clone(), 0.0, Freeze::None, distill);
     let (loss, correct) = trainer.step(&data, &[0, 1, 2]);
     let loss = loss.into_scalar::<f32>() as f64;
     assert!((loss - expected).abs() < 1e-4, "loss {loss}, expected {expected}");
@@ -469,9 +490,10 @@ fn a_student_learns_what_only_the_teacher_knows() {
         distill: Distillation { weight: 0.8, temperature: 1.0 },
         ..TrainOptions::default()
     };
-    let fitted = fit(classifier.bundle.model.clone(), &data, &[], classifier.labels(), &options, &mut |_| {});
+    let fitted =
+        fit(classifier.bundle().model.clone(), &data, &[], classifier.labels(), &options, &mut |_| {}).unwrap();
     let trained =
-        Classifier::new(Bundle { manifest: classifier.bundle.manifest.clone(), model: fitted.model }, Device::flex());
+        Classifier::new(Bundle { manifest: classifier.bundle().manifest.clone(), model: fitted.model }, Device::flex());
     // Texts the teacher scored, and new ones made of the teacher-only characters.
     let labels: Vec<String> =
         trained.predict(&["太棒了", "太坑了", "棒棒", "坑坑"]).into_iter().map(|p| p.label).collect();
@@ -501,22 +523,22 @@ fn the_calibration_temperature_scales_every_probability_and_survives_a_round_tri
     bundle.manifest.temperature = 2.5;
     let bytes = bundle.to_bytes(Precision::F32).unwrap();
     let reloaded = Classifier::new(Bundle::from_bytes("t", bytes, &device).unwrap(), device.clone());
-    assert_eq!(reloaded.bundle.manifest.temperature, 2.5);
+    assert_eq!(reloaded.bundle().manifest.temperature, 2.5);
     // A calibrated bundle is format version 2, which older builds refuse instead of misreading;
     // one that needs nothing new stays version 1.
-    assert_eq!(reloaded.bundle.manifest.format_version, 2);
-    let plain = Bundle { manifest: plain.bundle.manifest.clone(), model: plain.bundle.model.clone() };
+    assert_eq!(reloaded.bundle().manifest.format_version, 2);
+    let plain = Bundle { manifest: plain.bundle().manifest.clone(), model: plain.bundle().model.clone() };
     let plain = Bundle::from_bytes("plain", plain.to_bytes(Precision::F16).unwrap(), &device).unwrap();
     assert_eq!(plain.manifest.format_version, 1);
     let probs = reloaded.probabilities(FIXED_TEXTS);
     for (row, p) in logits.iter().zip(&probs) {
-        let want = xinsheng_core::calibration::softmax_at(row, 2.5);
+        let want = xinsheng_core::scores::softmax_at(row, 2.5);
         assert!((p[0] as f64 - want[0]).abs() < 1e-5, "{p:?} vs {want:?}");
     }
 
-    let mut bad = reloaded.bundle.manifest.clone();
+    let mut bad = reloaded.bundle().manifest.clone();
     bad.temperature = 0.0;
-    let bytes = Bundle { manifest: bad, model: reloaded.bundle.model.clone() }.to_bytes(Precision::F16).unwrap();
+    let bytes = Bundle { manifest: bad, model: reloaded.bundle().model.clone() }.to_bytes(Precision::F16).unwrap();
     let err = Bundle::from_bytes("cold", bytes, &device).err().unwrap().to_string();
     assert!(err.contains("temperature must be a positive number"), "{err}");
 }

@@ -178,7 +178,7 @@ impl Classifier {
 
     #[getter]
     fn manifest(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let json = serde_json::to_string(&self.inner.bundle.manifest)
+        let json = serde_json::to_string(&self.inner.bundle().manifest)
             .map_err(|e| PyValueError::new_err(format!("cannot describe the manifest: {e}")))?;
         Ok(py.import("json")?.call_method1("loads", (json,))?.unbind())
     }
@@ -273,31 +273,33 @@ impl Classifier {
         let lines = (1..=examples.len()).collect();
         let data = Dataset { examples, lines, skipped_empty: 0 };
         let mut reporter = Reporter { progress, failure: None };
-        let bundle = &mut self.inner.bundle;
-        let done = py
+        let (base, source) = (self.inner.bundle(), self.source.as_str());
+        let (tuned, done) = py
             .detach(|| {
-                recipe::finetune_checked(bundle, "labels", &data, &valid, add_labels, &options, &mut |e| {
+                recipe::finetune(base, source, "labels", &data, &valid, add_labels, &options, &mut |e| {
                     reporter.event(e)
                 })
             })
             .map_err(py_err)?;
         let done = reporter.finish(done)?;
+        // On an error (above) the classifier keeps its model.
+        self.inner.replace_bundle(tuned);
         let d = PyDict::new(py);
         d.set_item("epochs_run", done.epochs_run)?;
         d.set_item("added_labels", done.added_labels)?;
         d.set_item("temperature", done.calibration.map(|c| c.temperature))?;
-        d.set_item("valid_accuracy", self.inner.bundle.manifest.metrics.as_ref().map(|m| m.accuracy))?;
+        d.set_item("valid_accuracy", self.inner.bundle().manifest.metrics.as_ref().map(|m| m.accuracy))?;
         Ok(d)
     }
 
     #[pyo3(signature = (path, precision="f16"))]
     fn save(&self, py: Python<'_>, path: PathBuf, precision: &str) -> PyResult<PathBuf> {
         let precision = parse::<Precision>("precision", precision)?;
-        py.detach(|| self.inner.bundle.save(&path, precision)).map_err(py_err)
+        py.detach(|| self.inner.bundle().save(&path, precision)).map_err(py_err)
     }
 
     fn __repr__(&self) -> String {
-        let c = &self.inner.bundle.manifest.config;
+        let c = &self.inner.bundle().manifest.config;
         format!(
             "Classifier({}, {}{} hidden {}, labels {:?})",
             self.source,

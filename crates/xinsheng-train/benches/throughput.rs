@@ -71,8 +71,8 @@ fn main() {
             let train_rate = train_set.len() as f64 / start.elapsed().as_secs_f64();
 
             let bundle = Bundle {
-                model: classifier.bundle.model.clone().with_recurrence(recurrence),
-                manifest: classifier.bundle.manifest.clone(),
+                model: classifier.bundle().model.clone().with_recurrence(recurrence),
+                manifest: classifier.bundle().manifest.clone(),
             };
             let classifier = Classifier::new(bundle, device.clone());
             let start = Instant::now();

@@ -557,16 +557,15 @@ fn finetune_cmd(args: FinetuneArgs) -> Result<()> {
     };
     options.validate()?;
     check_out(&args.out)?;
-    let mut bundle = load_bundle(&args.model)?;
+    let bundle = load_bundle(&args.model)?;
     let data = load_data(&args.data, &args.read)?;
     let valid = args.valid.as_deref().map(|p| load_data(p, &args.read)).transpose()?;
     let classes_before = bundle.manifest.labels.len();
     let valid_examples = valid.map(|v| v.examples).unwrap_or_default();
-    let data_name = args.data.display().to_string();
-    let base = bundle.manifest.training.clone();
-    let done = recipe::finetune_checked(
-        &mut bundle,
-        &data_name,
+    let (mut bundle, done) = recipe::finetune(
+        &bundle,
+        &args.model.display().to_string(),
+        &args.data.display().to_string(),
         &data,
         &valid_examples,
         args.add_labels,
@@ -584,14 +583,9 @@ fn finetune_cmd(args: FinetuneArgs) -> Result<()> {
             bundle.manifest.labels.len()
         );
     }
-    bundle.manifest.training = serde_json::json!({
-        "finetuned_from": args.model.display().to_string(),
-        "data": data_name,
-        "options": options,
-        "epochs_run": done.epochs_run,
-        "calibration": done.calibration,
-        "base": base,
-    });
+    if let Some(training) = bundle.manifest.training.as_object_mut() {
+        training.insert("command".into(), std::env::args().collect::<Vec<_>>().join(" ").into());
+    }
     let file = bundle.save(&args.out, precision)?;
     eprintln!("wrote {}", file.display());
     Ok(())

@@ -11,9 +11,11 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use xinsheng_core::classifier::{TokenWeight, inference_batches, scatter_rows};
-use xinsheng_core::rng::SplitMix64;
-use xinsheng_core::train::{Encoded, EpochTally, Freeze, TrainOptions, Trainer, batches, with_labels_of};
+use xinsheng_core::classifier::TokenWeight;
+use xinsheng_core::data::Dataset;
+use xinsheng_core::model::{inference_batches, scatter_rows};
+use xinsheng_core::recipe::{Finetune, finetune_options};
+use xinsheng_core::train::{Event, Freeze, TrainOptions};
 use xinsheng_core::{Bundle, Classifier, Example, Precision, Prediction, SentimentModel, TokenizerKind};
 
 thread_local! {
@@ -141,6 +143,8 @@ async fn next_task() {
 pub struct Engine {
     classifier: Classifier,
     backend: String,
+    /// Where the bundle came from (`load`'s `name`), recorded by a fine-tune.
+    source: String,
 }
 
 #[derive(Serialize)]
@@ -149,7 +153,9 @@ struct Explanation {
     tokens: Vec<TokenWeight>,
 }
 
-#[derive(Deserialize, Default)]
+/// `fineTune`'s options in JavaScript's spelling; each one left out takes the core's default
+/// ([`finetune_options`]).
+#[derive(Serialize, Deserialize, Default)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 struct FineTuneOptions {
     epochs: Option<usize>,
@@ -157,6 +163,18 @@ struct FineTuneOptions {
     batch_size: Option<usize>,
     seed: Option<u64>,
     freeze: Option<Freeze>,
+}
+
+impl From<&TrainOptions> for FineTuneOptions {
+    fn from(o: &TrainOptions) -> Self {
+        FineTuneOptions {
+            epochs: Some(o.epochs),
+            lr: Some(o.lr),
+            batch_size: Some(o.batch_size),
+            seed: Some(o.seed),
+            freeze: Some(o.freeze),
+        }
+    }
 }
 
 /// One report per training step, passed to `onProgress`.
@@ -188,7 +206,11 @@ impl Engine {
     pub fn load(name: &str, bytes: Vec<u8>, backend: &str) -> Result<Engine, JsError> {
         let device = device_for(backend)?;
         let bundle = Bundle::from_bytes(name, bytes, &device).map_err(js_error)?;
-        Ok(Engine { classifier: Classifier::new(bundle, device), backend: backend.to_string() })
+        Ok(Engine {
+            classifier: Classifier::new(bundle, device),
+            backend: backend.to_string(),
+            source: name.to_string(),
+        })
     }
 
     #[wasm_bindgen(getter)]
@@ -199,7 +221,7 @@ impl Engine {
     /// True for a word model while jieba's dictionary is not loaded yet.
     #[wasm_bindgen(getter, js_name = needsWordDictionary)]
     pub fn needs_word_dictionary(&self) -> bool {
-        self.classifier.bundle.manifest.tokenizer.kind == TokenizerKind::Word
+        self.classifier.manifest().tokenizer.kind == TokenizerKind::Word
             && !xinsheng_core::tokenizer::word_dictionary_available()
     }
 
@@ -218,7 +240,7 @@ impl Engine {
     /// The bundle's manifest (config, tokenizer, labels, metrics, training) without the vocabulary.
     #[wasm_bindgen(getter)]
     pub fn info(&self) -> Result<JsValue, JsError> {
-        let manifest = &self.classifier.bundle.manifest;
+        let manifest = &self.classifier.manifest();
         #[derive(Serialize)]
         struct Info<'a> {
             config: &'a xinsheng_core::ModelConfig,
@@ -226,6 +248,8 @@ impl Engine {
             labels: &'a [String],
             vocab_size: usize,
             metrics: &'a Option<xinsheng_core::Metrics>,
+            /// `fineTune`'s defaults (the core's, as `xinsheng finetune` and Python use).
+            finetune_defaults: FineTuneOptions,
         }
         to_js(&Info {
             config: &manifest.config,
@@ -233,6 +257,7 @@ impl Engine {
             labels: &manifest.labels,
             vocab_size: manifest.vocab.len(),
             metrics: &manifest.metrics,
+            finetune_defaults: FineTuneOptions::from(&finetune_options()),
         })
     }
 
@@ -271,50 +296,38 @@ impl Engine {
         } else {
             serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("fine-tuning options: {e}")))?
         };
-        // The page's defaults; the core's one validation refuses what cannot train (epochs 0,
-        // a NaN or negative rate …) with the same words as the CLI and Python.
-        let train_options = TrainOptions {
-            epochs: options.epochs.unwrap_or(8),
-            lr: options.lr.unwrap_or(2e-3),
-            batch_size: options.batch_size.unwrap_or(16),
-            seed: options.seed.unwrap_or(42),
-            freeze: options.freeze.unwrap_or_default(),
-            ..TrainOptions::default()
+        // The core's defaults and checks (the CLI's and Python's), and the core's fit loop,
+        // driven here with asynchronous reads, yielding to the browser between steps.
+        let defaults = finetune_options();
+        let options = TrainOptions {
+            epochs: options.epochs.unwrap_or(defaults.epochs),
+            lr: options.lr.unwrap_or(defaults.lr),
+            batch_size: options.batch_size.unwrap_or(defaults.batch_size),
+            seed: options.seed.unwrap_or(defaults.seed),
+            freeze: options.freeze.unwrap_or(defaults.freeze),
+            ..defaults
         };
-        train_options.validate().map_err(js_error)?;
-        let TrainOptions { epochs, lr, batch_size, seed, freeze, .. } = train_options;
-        if examples.is_empty() {
-            return Err(JsError::new("fine-tuning needs at least one labelled example"));
-        }
-        if let Some(bad) = examples.iter().position(|e| e.label.trim().is_empty()) {
-            return Err(JsError::new(&format!("example {} has an empty label", bad + 1)));
-        }
-
-        let base =
-            Bundle { manifest: self.classifier.bundle.manifest.clone(), model: self.classifier.bundle.model.clone() };
-        // The same guard as the CLI: `Positive` beside `positive` would split a class in two.
-        let labels = examples.iter().map(|e| e.label.as_str()).zip(1..);
-        xinsheng_core::data::new_labels("examples", &base.manifest.labels, labels).map_err(js_error)?;
-        let Bundle { manifest, model } = with_labels_of(base, &examples, seed);
-        let encode = |t: &str| xinsheng_core::classifier::encode(&manifest.tokenizer, &manifest.vocab, t);
-        let data = Encoded::new(&encode, &manifest.labels, &examples, "corrections").map_err(js_error)?;
-
-        self.classifier.device.seed(seed);
-        let mut trainer = Trainer::new(model, lr, freeze);
-        let mut rng = SplitMix64::new(seed);
-        let (mut steps, mut tally) = (0, EpochTally::default());
-        for epoch in 1..=epochs {
-            let plan = batches(&data, batch_size, &mut rng);
-            tally = EpochTally::default();
-            for (step, indices) in plan.iter().enumerate() {
-                let (step_loss, correct) = trainer.step(&data, indices);
-                let step_loss = step_loss.into_scalar_async::<f32>().await.map_err(js_error)? as f64;
-                let correct = correct.into_scalar_async::<i64>().await.map_err(js_error)? as usize;
-                tally.add(step_loss, correct, indices.len());
+        let data = Dataset { lines: (1..=examples.len()).collect(), examples, skipped_empty: 0 };
+        // The page adds the labels its corrections bring.
+        let mut job =
+            Finetune::prepare(self.classifier.bundle(), &self.source, "corrections", &data, &[], true, &options)
+                .map_err(js_error)?;
+        let labels = job.labels().to_vec();
+        let mut session = job.session().map_err(js_error)?;
+        let (mut steps, mut last) = (0, (0.0, 0.0));
+        while !session.done() {
+            while let Some(step) = session.step() {
+                let loss = step.loss.into_scalar_async::<f32>().await.map_err(js_error)? as f64;
+                let correct = step.correct.into_scalar_async::<i64>().await.map_err(js_error)? as usize;
+                let Event::Batch { epoch, batch, batches, loss, accuracy } = session.record(loss, correct, step.size)
+                else {
+                    unreachable!("record reports a batch")
+                };
                 steps += 1;
-                let (loss, accuracy) = (tally.loss(), tally.accuracy());
+                last = (loss, accuracy);
                 if let Some(callback) = &on_progress {
-                    let report = to_js(&Progress { epoch, epochs, step: step + 1, steps: plan.len(), loss, accuracy })?;
+                    let (step, steps, epochs) = (batch, batches, options.epochs);
+                    let report = to_js(&Progress { epoch, epochs, step, steps, loss, accuracy })?;
                     callback.call1(&JsValue::NULL, &report).map_err(|e| {
                         JsError::new(&format!(
                             "onProgress threw: {}",
@@ -324,10 +337,14 @@ impl Engine {
                 }
                 next_task().await;
             }
+            // No validation sets here, so this reads nothing back.
+            session.end_epoch();
         }
-        let labels = manifest.labels.clone();
-        self.classifier.bundle = Bundle { manifest, model: trainer.model.valid() };
-        to_js(&FineTuneSummary { epochs, steps, loss: tally.loss(), accuracy: tally.accuracy(), labels })
+        let fitted = session.finish();
+        let epochs = fitted.epochs_run;
+        let (tuned, _) = job.finish(fitted);
+        self.classifier.replace_bundle(tuned);
+        to_js(&FineTuneSummary { epochs, steps, loss: last.0, accuracy: last.1, labels })
     }
 
     /// The current model as bundle bytes (`"f16"` halves the size; `"f32"` keeps every bit).
@@ -338,8 +355,8 @@ impl Engine {
             "f32" => Precision::F32,
             other => return Err(JsError::new(&format!("unknown precision '{other}' (expected f16 or f32)"))),
         };
-        let model = to_host(&self.classifier.bundle.model).await?;
-        let bundle = Bundle { manifest: self.classifier.bundle.manifest.clone(), model };
+        let model = to_host(&self.classifier.bundle().model).await?;
+        let bundle = Bundle { manifest: self.classifier.manifest().clone(), model };
         bundle.to_bytes(precision).map_err(js_error)
     }
 }

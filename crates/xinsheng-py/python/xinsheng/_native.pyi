@@ -117,7 +117,7 @@ class Classifier:
         progress: Optional[Callable[[Progress], None]] = None,
     ) -> Finetuned:
         """Continues training on labelled examples, in place, as ``xinsheng finetune`` does
-        (defaults: epochs 5, lr 1e-3, batch_size 32, patience 3, seed 42). ``freeze`` is
+        (defaults, the CLI's and the browser's: epochs 8, lr 2e-3, batch_size 16, patience 3, seed 42). ``freeze`` is
         ``"none"``, ``"embedding"`` or ``"encoder"`` (only the head learns). With validation
         examples the best epoch is kept and the temperature refitted.
 
