@@ -379,8 +379,8 @@ pub struct Finetune {
 }
 
 impl Finetune {
-    /// Checks a fine-tune of `bundle` (named `base` in the record: a path, "default", "the
-    /// page's model") on `data` (named `name` in messages: a file, "labels", "corrections") and
+    /// Checks a fine-tune of `bundle` (named `base` in the record: the CLI's model path,
+    /// Python's source, the name the page loaded the bundle under) on `data` (named `name` in messages: a file, "labels", "corrections") and
     /// prepares it: options that cannot train ([`TrainOptions::validate`]), no examples, an
     /// empty label, labels the model lacks (an error naming the first line that has one, unless
     /// `add_labels`: then they become new classes and the head grows) and labels that differ
@@ -481,7 +481,7 @@ impl Finetune {
 }
 
 /// Fine-tunes `bundle` as `xinsheng finetune` and Python do: [`Finetune::prepare`] (errors
-/// there), the fit loop with synchronous reads ([`fit`]'s), [`Finetune::finish`]. On an error
+/// there), the fit loop with synchronous reads ([`drive`]), [`Finetune::finish`]. On an error
 /// the caller's bundle is untouched.
 #[allow(clippy::too_many_arguments)]
 pub fn finetune(
