@@ -24,8 +24,7 @@ const MANIFEST_KEY: &str = "xinsheng.manifest";
 /// misreading them.
 const FORMAT_VERSION: u32 = 2;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Precision {
     /// Half the size; weights keep about three significant digits.
     #[default]
@@ -33,16 +32,7 @@ pub enum Precision {
     F32,
 }
 
-impl std::str::FromStr for Precision {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "f16" => Ok(Precision::F16),
-            "f32" => Ok(Precision::F32),
-            other => Err(format!("unknown precision '{other}' (expected f16 or f32)")),
-        }
-    }
-}
+crate::schema::choice!(Precision, "precision", [F16 => "f16", F32 => "f32"]);
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Manifest {

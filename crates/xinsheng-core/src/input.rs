@@ -19,25 +19,31 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, NO_VALUES, Result};
 
 /// The character encoding of a text source.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Encoding {
     /// BOM, else UTF-8 if valid, else GB18030 if valid.
     #[default]
     Auto,
-    #[serde(rename = "utf-8")]
     Utf8,
     /// GB18030, a superset of GBK and GB2312.
     Gb18030,
-    #[serde(rename = "utf-16le")]
     Utf16le,
-    #[serde(rename = "utf-16be")]
     Utf16be,
 }
 
+crate::schema::choice!(
+    Encoding,
+    "encoding",
+    [Auto => "auto", Utf8 => "utf-8", Gb18030 => "gb18030", Utf16le => "utf-16le", Utf16be => "utf-16be"],
+    aliases ["" => Auto, "utf8" => Utf8, "utf_8" => Utf8, "gbk" => Gb18030, "gb2312" => Gb18030, "cp936" => Gb18030,
+             "utf16le" => Utf16le, "utf_16le" => Utf16le, "utf16be" => Utf16be, "utf_16be" => Utf16be]
+);
+
 impl Encoding {
-    /// The names `--encoding` and the page accept.
-    pub const NAMES: &'static str = "auto, utf-8, gb18030 (also for gbk and gb2312), utf-16le, utf-16be";
+    /// The names `--encoding` and the page accept, for messages.
+    pub fn listed() -> String {
+        format!("{} (gb18030 also for gbk and gb2312)", <Encoding as crate::schema::Choice>::names().join(", "))
+    }
 
     fn codec(self) -> Option<&'static encoding_rs::Encoding> {
         match self {
@@ -46,32 +52,6 @@ impl Encoding {
             Encoding::Gb18030 => Some(encoding_rs::GB18030),
             Encoding::Utf16le => Some(encoding_rs::UTF_16LE),
             Encoding::Utf16be => Some(encoding_rs::UTF_16BE),
-        }
-    }
-
-    /// The canonical name, as reported in [`Records::encoding`].
-    pub fn name(self) -> &'static str {
-        match self {
-            Encoding::Auto => "auto",
-            Encoding::Utf8 => "utf-8",
-            Encoding::Gb18030 => "gb18030",
-            Encoding::Utf16le => "utf-16le",
-            Encoding::Utf16be => "utf-16be",
-        }
-    }
-}
-
-impl FromStr for Encoding {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
-            "auto" | "" => Ok(Encoding::Auto),
-            "utf-8" | "utf8" => Ok(Encoding::Utf8),
-            "gb18030" | "gbk" | "gb2312" | "cp936" => Ok(Encoding::Gb18030),
-            "utf-16le" | "utf16le" => Ok(Encoding::Utf16le),
-            "utf-16be" | "utf16be" => Ok(Encoding::Utf16be),
-            other => Err(Error::Invalid(format!("unknown encoding '{other}' (expected {})", Encoding::NAMES))),
         }
     }
 }
@@ -114,10 +94,10 @@ pub fn decode(name: &str, bytes: &[u8], encoding: Encoding) -> Result<Decoded> {
                             format!(
                                 "this is neither UTF-8 nor GB18030/GBK text: save the file as UTF-8, or name its \
                                  encoding ({}; --encoding, or the page's Encoding menu)",
-                                Encoding::NAMES
+                                Encoding::listed()
                             ),
                         )
-                        .with_code("not-utf8-or-gb18030", [("encodings", Encoding::NAMES)])),
+                        .with_code("not-utf8-or-gb18030", [("encodings", Encoding::listed())])),
                     };
                 }
             },
@@ -141,10 +121,10 @@ pub fn decode(name: &str, bytes: &[u8], encoding: Encoding) -> Result<Decoded> {
                 "not valid {} text: save the file as UTF-8, or name its encoding ({}; --encoding, or the page's \
                  Encoding menu)",
                 chosen.name(),
-                Encoding::NAMES
+                Encoding::listed()
             ),
         )
-        .with_code("not-in-encoding", [("encoding", chosen.name()), ("encodings", Encoding::NAMES)]));
+        .with_code("not-in-encoding", [("encoding", chosen.name().to_string()), ("encodings", Encoding::listed())]));
     }
     checked(name, text, chosen)
 }
@@ -207,8 +187,7 @@ fn line_at(bytes: &[u8], offset: usize) -> usize {
 }
 
 /// How a source lays out its rows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     /// One review per line, no header.
     Txt,
@@ -221,8 +200,10 @@ pub enum Format {
 }
 
 impl Format {
-    /// The names `--format` and the page's Format menu accept.
-    pub const NAMES: &'static str = "txt, tsv, csv, jsonl";
+    /// The names `--format` and the page's Format menu accept, for messages.
+    pub fn listed() -> String {
+        <Format as crate::schema::Choice>::names().join(", ")
+    }
 
     /// The one rule for file names, shared by the CLI, Python and the page: the extension of the
     /// last path component decides: `.txt`/`.text` one review per line, `.tsv`/`.tab`, `.csv`,
@@ -252,38 +233,23 @@ impl Format {
                          an extension), .tsv, .csv and .jsonl/.json (one JSON object per line) with a text column \
                          (and a label column for labelled data). {hint}If this file is one of those under another \
                          name, rename it or name its format ({}: --format, format= in Python, or the page's Format menu)",
-                        Format::NAMES
+                        Format::listed()
                     ),
                 )
-                .with_code("unknown-format", [("extension", ext.clone()), ("formats", Format::NAMES.to_string())]))
+                .with_code("unknown-format", [("extension", ext.clone()), ("formats", Format::listed())]))
             }
         }
     }
-
-    /// The canonical name, as `--format` takes it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Txt => "txt",
-            Format::Tsv => "tsv",
-            Format::Csv => "csv",
-            Format::Jsonl => "jsonl",
-        }
-    }
 }
 
-impl FromStr for Format {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim().trim_start_matches('.').to_ascii_lowercase().as_str() {
-            "txt" | "text" => Ok(Format::Txt),
-            "tsv" | "tab" => Ok(Format::Tsv),
-            "csv" => Ok(Format::Csv),
-            "jsonl" | "ndjson" | "json" => Ok(Format::Jsonl),
-            other => Err(Error::Invalid(format!("unknown format '{other}' (expected {})", Format::NAMES))),
-        }
-    }
-}
+crate::schema::choice!(
+    Format,
+    "format",
+    [Txt => "txt", Tsv => "tsv", Csv => "csv", Jsonl => "jsonl"],
+    aliases ["text" => Txt, "tab" => Tsv, "ndjson" => Jsonl, "json" => Jsonl,
+             ".txt" => Txt, ".text" => Txt, ".tsv" => Tsv, ".tab" => Tsv, ".csv" => Csv,
+             ".jsonl" => Jsonl, ".ndjson" => Jsonl, ".json" => Jsonl]
+);
 
 /// One review read from a source.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -354,6 +320,19 @@ impl FromStr for LabelMap {
     }
 }
 
+/// Written and read as its `FROM=TO,…` string (the CLI's `--label-map`, Python's `label_map=`).
+impl Serialize for LabelMap {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for LabelMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl std::fmt::Display for LabelMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let pairs: Vec<String> = self.0.iter().map(|(a, b)| format!("{a}={b}")).collect();
@@ -363,8 +342,12 @@ impl std::fmt::Display for LabelMap {
 
 /// How to read a source. The defaults detect everything: the format from the file name, the
 /// encoding from the bytes, the columns from [`TEXT_COLUMNS`] and [`LABEL_COLUMNS`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+///
+/// One schema for every driver: the CLI's `--format` … `--label-map`, Python's `format=` …
+/// `label_map=` and the page's `{format, encoding, textColumn, labelColumn, labelMap}` are
+/// these fields, laid over the defaults by [`crate::schema::overlay`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ReadOptions {
     pub format: Option<Format>,
     pub encoding: Encoding,
@@ -372,7 +355,7 @@ pub struct ReadOptions {
     pub text_column: Option<String>,
     /// The column (key) holding the label.
     pub label_column: Option<String>,
-    #[serde(deserialize_with = "label_map_from_str")]
+    /// `FROM=TO` pairs, as [`LabelMap`] parses them.
     pub label_map: LabelMap,
 }
 
@@ -384,11 +367,6 @@ impl ReadOptions {
             None => Format::from_name(name),
         }
     }
-}
-
-fn label_map_from_str<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<LabelMap, D::Error> {
-    let s = String::deserialize(d)?;
-    s.parse().map_err(serde::de::Error::custom)
 }
 
 /// Reads a file from disk (see [`parse_records`]).
@@ -880,7 +858,7 @@ mod tests {
         );
         for f in [Format::Txt, Format::Tsv, Format::Csv, Format::Jsonl] {
             assert_eq!(f.name().parse::<Format>().unwrap(), f);
-            assert!(Format::NAMES.contains(f.name()));
+            assert!(Format::listed().contains(f.name()));
         }
         assert!("xlsx".parse::<Format>().unwrap_err().to_string().contains("expected txt, tsv, csv, jsonl"));
         let err = parse_records("a.json", b"[{\"text\": \"\xe5\xa5\xbd\"}]\n", &ReadOptions::default()).unwrap_err();

@@ -12,7 +12,8 @@
 //! - storage: [`bundle`] (the `.bpk` format and its manifest);
 //! - learning: [`train`] (the fit loop, distillation, fine-tuning), [`recipe`] (`train` and
 //!   `finetune` as every driver calls them: read, check, fit, calibrate, record);
-//! - shared: [`error`], [`rng`].
+//! - shared: [`error`], [`rng`], [`schema`] (named choices and option sets: one list of
+//!   names, one way to lay a driver's options over the defaults).
 
 pub mod arch;
 pub mod bundle;
@@ -26,6 +27,7 @@ pub mod model;
 pub mod recipe;
 pub mod recurrence;
 pub mod rng;
+pub mod schema;
 pub mod scores;
 pub mod tokenizer;
 pub mod train;

@@ -45,8 +45,7 @@ pub struct ModelConfig {
 }
 
 /// How the recurrent outputs `[time, batch, width]` become the head's features.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Pooling {
     /// Mean and max over the real steps: `2 · width` features.
     #[default]
@@ -67,16 +66,7 @@ impl Pooling {
     }
 }
 
-impl std::str::FromStr for Pooling {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "mean-max" => Ok(Pooling::MeanMax),
-            "mean-max-last" => Ok(Pooling::MeanMaxLast),
-            other => Err(format!("unknown pooling '{other}' (expected mean-max or mean-max-last)")),
-        }
-    }
-}
+crate::schema::choice!(Pooling, "pooling", [MeanMax => "mean-max", MeanMaxLast => "mean-max-last"]);
 
 impl ModelConfig {
     pub fn validate(&self) -> Result<(), String> {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::Device;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bundle::{Bundle, Manifest};
 use crate::calibration::{Calibration, calibrate_logits};
@@ -14,6 +14,7 @@ use crate::data::{Dataset, Example, new_labels, read_examples_with, read_teacher
 use crate::error::{Error, Result};
 use crate::input::ReadOptions;
 use crate::model::{Arch, ModelConfig, Pooling, SentimentModel, logits_of};
+use crate::schema::{Spelling, overlay};
 use crate::tokenizer::{Tokenizer, TokenizerKind};
 use crate::train::{
     Distillation, Encoded, Event, FitSession, Fitted, Freeze, TrainOptions, attach_teacher, drive, pretrain,
@@ -22,8 +23,11 @@ use crate::train::{
 use crate::vocab::{Bigrams, Vocab, encode, encode_tokens};
 
 /// Everything `xinsheng train` takes, with its defaults ([`TrainSpec::default`] is the one
-/// source of them: the CLI's and the Python package's defaults read it).
-#[derive(Clone, Debug)]
+/// source of them: the CLI's and the Python package's defaults read it). Its serde names are
+/// the options' names everywhere (`--batch-size`, `batch_size=`); drivers lay their options
+/// over the defaults with [`crate::schema::overlay`] instead of mapping fields by hand.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrainSpec {
     /// Labelled training files (.tsv, .csv, .jsonl), trained on together.
     pub data: Vec<PathBuf>,
@@ -33,7 +37,8 @@ pub struct TrainSpec {
     pub valid: Vec<PathBuf>,
     /// Teacher probability files to distil (see [`read_teacher`]).
     pub teacher: Vec<PathBuf>,
-    /// How the data files are read.
+    /// How the data files are read (its fields are options of their own: `encoding`, `format`, …).
+    #[serde(flatten)]
     pub read: ReadOptions,
     pub arch: Arch,
     pub bidirectional: bool,
@@ -517,6 +522,40 @@ pub fn finetune_options() -> TrainOptions {
     TrainOptions { epochs: 8, lr: 2e-3, batch_size: 16, ..TrainOptions::default() }
 }
 
+/// [`finetune_options`] with a driver's options laid over them ([`overlay`]: `null` keeps a
+/// default; Python's and the CLI's names are `batch_size`, the browser's `batchSize`), then
+/// checked ([`TrainOptions::validate`]).
+///
+/// Errors: [`Error::Invalid`] naming an unknown option, one of the wrong type, or one out of range.
+pub fn finetune_options_with(
+    options: &serde_json::Map<String, serde_json::Value>,
+    spelling: Spelling,
+) -> Result<TrainOptions> {
+    let options = overlay("fine-tuning options", &finetune_options(), options, spelling)?;
+    options.validate()?;
+    Ok(options)
+}
+
+impl TrainSpec {
+    /// `self` with a driver's options laid over it ([`overlay`]; every field but the file lists
+    /// `data`, `valid` and `teacher`, which drivers pass as paths), then checked
+    /// ([`TrainSpec::validate`]).
+    ///
+    /// Errors: [`Error::Invalid`] naming an unknown option, one of the wrong type, or one out of range.
+    pub fn with_options(
+        self,
+        options: &serde_json::Map<String, serde_json::Value>,
+        spelling: Spelling,
+    ) -> Result<TrainSpec> {
+        if let Some(name) = options.keys().find(|k| ["data", "valid", "teacher"].contains(&k.as_str())) {
+            return Err(Error::Invalid(format!("'{name}' is a list of files, not a training option")));
+        }
+        let spec = overlay("training options", &self, options, spelling)?;
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,6 +586,57 @@ mod tests {
             bad(|o| o.distill.temperature = f64::INFINITY),
             "the distillation temperature must be positive, got inf"
         );
+    }
+
+    fn object(json: &str) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn drivers_options_reach_the_spec_through_one_schema() {
+        let base = TrainSpec { data: vec!["d.tsv".into()], ..TrainSpec::default() };
+        let spec = base
+            .clone()
+            .with_options(
+                &object(
+                    r#"{"arch": "gru", "hidden": 64, "pooling": "mean-max-last", "encoding": "gbk",
+                            "label_map": "1=positive,0=negative", "text_column": "review", "temperature": null}"#,
+                ),
+                Spelling::Snake,
+            )
+            .unwrap();
+        assert_eq!((spec.arch, spec.hidden, spec.pooling), (Arch::Gru, 64, Pooling::MeanMaxLast));
+        assert_eq!(spec.read.encoding, crate::input::Encoding::Gb18030);
+        assert_eq!(spec.read.label_map.to_string(), "1=positive,0=negative");
+        assert_eq!(spec.read.text_column.as_deref(), Some("review"));
+        assert_eq!(spec.temperature, None);
+        // No options: the defaults, field for field.
+        let same = base.clone().with_options(&serde_json::Map::new(), Spelling::Snake).unwrap();
+        assert_eq!(serde_json::to_value(&same).unwrap(), serde_json::to_value(&base).unwrap());
+        let err = |json: &str| base.clone().with_options(&object(json), Spelling::Snake).unwrap_err().to_string();
+        assert!(
+            err(r#"{"hiden": 3}"#).starts_with("unknown training option 'hiden' (expected arch, batch_size, "),
+            "{}",
+            err(r#"{"hiden": 3}"#)
+        );
+        assert_eq!(
+            err(r#"{"arch": "cnn"}"#),
+            "training option 'arch': unknown architecture 'cnn' (expected rnn, lstm, gru)"
+        );
+        assert_eq!(err(r#"{"lr": -1}"#), "the learning rate (lr) must be a finite number above 0, got -1");
+        assert_eq!(err(r#"{"data": ["x.tsv"]}"#), "'data' is a list of files, not a training option");
+
+        let tuned =
+            finetune_options_with(&object(r#"{"batchSize": 4, "freeze": "encoder"}"#), Spelling::Camel).unwrap();
+        assert_eq!((tuned.batch_size, tuned.freeze, tuned.epochs), (4, Freeze::Encoder, finetune_options().epochs));
+        let err =
+            finetune_options_with(&object(r#"{"distill": {"weight": 1}}"#), Spelling::Snake).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unknown fine-tuning option 'distill' (expected batch_size, epochs, freeze, lr, patience, seed)"
+        );
+        let err = finetune_options_with(&object(r#"{"epochs": 0}"#), Spelling::Snake).unwrap_err().to_string();
+        assert_eq!(err, "epochs must be at least 1, got 0");
     }
 
     #[test]

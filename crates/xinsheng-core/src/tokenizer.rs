@@ -6,8 +6,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenizerKind {
     /// One token per Chinese character; runs of ASCII letters or digits stay one token.
     Char,
@@ -15,25 +14,7 @@ pub enum TokenizerKind {
     Word,
 }
 
-impl std::str::FromStr for TokenizerKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "char" => Ok(TokenizerKind::Char),
-            "word" => Ok(TokenizerKind::Word),
-            other => Err(format!("unknown tokenizer '{other}' (expected 'char' or 'word')")),
-        }
-    }
-}
-
-impl std::fmt::Display for TokenizerKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            TokenizerKind::Char => "char",
-            TokenizerKind::Word => "word",
-        })
-    }
-}
+crate::schema::choice!(TokenizerKind, "tokenizer", [Char => "char", Word => "word"]);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tokenizer {

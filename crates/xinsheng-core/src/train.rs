@@ -20,8 +20,7 @@ use crate::rng::SplitMix64;
 use crate::vocab::{PAD_ID, UNK_ID};
 
 /// Which parameters fine-tuning leaves untouched.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Freeze {
     #[default]
     None,
@@ -30,17 +29,7 @@ pub enum Freeze {
     Encoder,
 }
 
-impl std::str::FromStr for Freeze {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "none" => Ok(Freeze::None),
-            "embedding" => Ok(Freeze::Embedding),
-            "encoder" => Ok(Freeze::Encoder),
-            other => Err(format!("unknown freeze '{other}' (expected none, embedding or encoder)")),
-        }
-    }
-}
+crate::schema::choice!(Freeze, "freeze", [None => "none", Embedding => "embedding", Encoder => "encoder"]);
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainOptions {
@@ -51,8 +40,10 @@ pub struct TrainOptions {
     /// Stop after this many epochs without a better validation accuracy.
     pub patience: usize,
     pub freeze: Freeze,
-    /// Knowledge distillation from the teacher probabilities in [`Encoded::teacher`].
-    #[serde(default)]
+    /// Knowledge distillation from the teacher probabilities in [`Encoded::teacher`]. Left out
+    /// of the serialised options when it is the default, so a fine-tune's schema (which has no
+    /// teacher) is the other six options and `distill` is refused there as unknown.
+    #[serde(default, skip_serializing_if = "Distillation::is_default")]
     pub distill: Distillation,
 }
 
@@ -118,6 +109,10 @@ impl Default for Distillation {
 }
 
 impl Distillation {
+    pub fn is_default(&self) -> bool {
+        *self == Distillation::default()
+    }
+
     pub fn validate(&self) -> std::result::Result<(), String> {
         if !(0.0..=1.0).contains(&self.weight) {
             return Err(format!("the distillation weight must be in [0, 1], got {}", self.weight));

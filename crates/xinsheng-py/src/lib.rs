@@ -15,13 +15,13 @@ use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2};
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{IntoPyDict, PyDict, PyList};
 use xinsheng_core::bundle::{Bundle, Precision};
 use xinsheng_core::classifier::{Prediction, TokenWeight};
 use xinsheng_core::data::{Dataset, Example};
-use xinsheng_core::input::{Encoding, Format, LabelMap, ReadOptions};
 use xinsheng_core::recipe::{self, TrainSpec};
-use xinsheng_core::train::{Event, Freeze};
+use xinsheng_core::schema::Spelling;
+use xinsheng_core::train::Event;
 use xinsheng_core::{Classifier as CoreClassifier, Error};
 
 /// The model packaged in the wheel: `models/default/model.bpk` at build time.
@@ -45,8 +45,29 @@ fn py_err(e: Error) -> PyErr {
     }
 }
 
-fn parse<T: std::str::FromStr<Err = String>>(what: &str, value: &str) -> PyResult<T> {
-    value.parse().map_err(|e: String| PyValueError::new_err(format!("{what}: {e}")))
+/// Keyword arguments as the core's options: the names are the core's (`batch_size`), `None`
+/// keeps a default, and the core lays them over its defaults and checks them
+/// ([`xinsheng_core::schema::overlay`]), so no option is mapped here by hand. Values go through
+/// Python's `json` (numbers, strings, booleans, `None`; a `pathlib.Path` as its string).
+fn options_of(
+    py: Python<'_>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<serde_json::Map<String, serde_json::Value>> {
+    let Some(kwargs) = kwargs else { return Ok(serde_json::Map::new()) };
+    let json: String = py
+        .import("json")?
+        .call_method(
+            "dumps",
+            (kwargs,),
+            Some(&[("default", py.import("builtins")?.getattr("str")?)].into_py_dict(py)?),
+        )?
+        .extract()?;
+    serde_json::from_str(&json).map_err(|e| PyValueError::new_err(format!("options: {e}")))
+}
+
+/// The core's defaults as a dict in Python's spelling (see `train_defaults`).
+fn defaults_dict(py: Python<'_>, value: serde_json::Value) -> PyResult<Py<PyAny>> {
+    Ok(py.import("json")?.call_method1("loads", (value.to_string(),))?.unbind())
 }
 
 fn prediction_dict<'py>(py: Python<'py>, p: &Prediction) -> PyResult<Bound<'py, PyDict>> {
@@ -232,23 +253,18 @@ impl Classifier {
     }
 
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (texts, labels, *, epochs=None, lr=None, batch_size=None, patience=None, seed=None,
-                        freeze="none", valid_texts=None, valid_labels=None, add_labels=false, progress=None))]
+    #[pyo3(signature = (texts, labels, *, valid_texts=None, valid_labels=None, add_labels=false, progress=None,
+                        **options))]
     fn finetune<'py>(
         &mut self,
         py: Python<'py>,
         texts: &Bound<'py, PyAny>,
         labels: &Bound<'py, PyAny>,
-        epochs: Option<usize>,
-        lr: Option<f64>,
-        batch_size: Option<usize>,
-        patience: Option<usize>,
-        seed: Option<u64>,
-        freeze: &str,
         valid_texts: Option<Bound<'py, PyAny>>,
         valid_labels: Option<Bound<'py, PyAny>>,
         add_labels: bool,
         progress: Option<Py<PyAny>>,
+        options: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let examples = paired("texts", "labels", strings("texts", texts)?, strings("labels", labels)?)?;
         let valid = match (valid_texts, valid_labels) {
@@ -258,18 +274,8 @@ impl Classifier {
             (None, None) => Vec::new(),
             _ => return Err(PyValueError::new_err("give valid_texts and valid_labels together")),
         };
-        let defaults = recipe::finetune_options();
-        let options = xinsheng_core::train::TrainOptions {
-            epochs: epochs.unwrap_or(defaults.epochs),
-            lr: lr.unwrap_or(defaults.lr),
-            batch_size: batch_size.unwrap_or(defaults.batch_size),
-            patience: patience.unwrap_or(defaults.patience),
-            seed: seed.unwrap_or(defaults.seed),
-            freeze: parse::<Freeze>("freeze", freeze)?,
-            ..defaults
-        };
-        // The core's one check (the CLI's and the browser's words), before anything is prepared.
-        options.validate().map_err(py_err)?;
+        // The core's defaults and one check (the CLI's and the browser's words), before anything is prepared.
+        let options = recipe::finetune_options_with(&options_of(py, options)?, Spelling::Snake).map_err(py_err)?;
         let lines = (1..=examples.len()).collect();
         let data = Dataset { examples, lines, skipped_empty: 0 };
         let mut reporter = Reporter { progress, failure: None };
@@ -294,7 +300,7 @@ impl Classifier {
 
     #[pyo3(signature = (path, precision="f16"))]
     fn save(&self, py: Python<'_>, path: PathBuf, precision: &str) -> PyResult<PathBuf> {
-        let precision = parse::<Precision>("precision", precision)?;
+        let precision = precision.parse::<Precision>().map_err(py_err)?;
         py.detach(|| self.inner.bundle().save(&path, precision)).map_err(py_err)
     }
 
@@ -344,49 +350,17 @@ fn paired(texts_name: &str, labels_name: &str, texts: Vec<String>, labels: Vec<S
     Ok(texts.into_iter().zip(labels).map(|(text, label)| Example { label, text }).collect())
 }
 
-#[allow(clippy::too_many_arguments)]
 #[pyfunction]
-#[pyo3(signature = (data, out=None, *, valid=None, teacher=Vec::new(), arch=None, bidirectional=None,
-                    tokenizer=None, embed_dim=None, hidden=None, layers=None, dropout=None, max_len=None,
-                    vocab_size=None, bigrams=None, bigram_dim=None, min_freq=None, epochs=None,
-                    pretrain_epochs=None, lm_vocab=None, batch_size=None, lr=None, patience=None, seed=None,
-                    pooling=None, distill_weight=None, temperature=None, precision="f16", encoding="auto",
-                    format=None, text_column=None, label_column=None, label_map=None, progress=None))]
+#[pyo3(signature = (data, out=None, *, valid=None, teacher=Vec::new(), precision="f16", progress=None, **options))]
 fn train(
     py: Python<'_>,
     data: Bound<'_, PyAny>,
     out: Option<PathBuf>,
     valid: Option<Bound<'_, PyAny>>,
     teacher: Vec<PathBuf>,
-    arch: Option<&str>,
-    bidirectional: Option<bool>,
-    tokenizer: Option<&str>,
-    embed_dim: Option<usize>,
-    hidden: Option<usize>,
-    layers: Option<usize>,
-    dropout: Option<f64>,
-    max_len: Option<usize>,
-    vocab_size: Option<usize>,
-    bigrams: Option<usize>,
-    bigram_dim: Option<usize>,
-    min_freq: Option<usize>,
-    epochs: Option<usize>,
-    pretrain_epochs: Option<usize>,
-    lm_vocab: Option<usize>,
-    batch_size: Option<usize>,
-    lr: Option<f64>,
-    patience: Option<usize>,
-    seed: Option<u64>,
-    pooling: Option<&str>,
-    distill_weight: Option<f64>,
-    temperature: Option<f64>,
     precision: &str,
-    encoding: &str,
-    format: Option<&str>,
-    text_column: Option<String>,
-    label_column: Option<String>,
-    label_map: Option<&str>,
     progress: Option<Py<PyAny>>,
+    options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Classifier> {
     // One path or a list of paths, as the CLI's repeatable --data.
     let paths = |arg: &Bound<'_, PyAny>| -> PyResult<Vec<PathBuf>> {
@@ -397,45 +371,11 @@ fn train(
     };
     let data = paths(&data)?;
     let valid = valid.as_ref().map(paths).transpose()?.unwrap_or_default();
-    let d = TrainSpec::default();
-    let read = ReadOptions {
-        format: format.map(str::parse::<Format>).transpose().map_err(py_err)?,
-        encoding: encoding.parse::<Encoding>().map_err(py_err)?,
-        text_column,
-        label_column,
-        label_map: label_map.map(str::parse::<LabelMap>).transpose().map_err(py_err)?.unwrap_or_default(),
-    };
-    let spec = TrainSpec {
-        data,
-        valid,
-        teacher,
-        read,
-        arch: arch.map(|a| parse("arch", a)).transpose()?.unwrap_or(d.arch),
-        bidirectional: bidirectional.unwrap_or(d.bidirectional),
-        tokenizer: tokenizer.map(|t| parse("tokenizer", t)).transpose()?.unwrap_or(d.tokenizer),
-        embed_dim: embed_dim.unwrap_or(d.embed_dim),
-        hidden: hidden.unwrap_or(d.hidden),
-        layers: layers.unwrap_or(d.layers),
-        dropout: dropout.unwrap_or(d.dropout),
-        max_len: max_len.unwrap_or(d.max_len),
-        vocab_size: vocab_size.unwrap_or(d.vocab_size),
-        bigrams: bigrams.unwrap_or(d.bigrams),
-        bigram_dim: bigram_dim.unwrap_or(d.bigram_dim),
-        min_freq: min_freq.unwrap_or(d.min_freq),
-        epochs: epochs.unwrap_or(d.epochs),
-        pretrain_epochs: pretrain_epochs.unwrap_or(d.pretrain_epochs),
-        lm_vocab: lm_vocab.unwrap_or(d.lm_vocab),
-        batch_size: batch_size.unwrap_or(d.batch_size),
-        lr: lr.unwrap_or(d.lr),
-        patience: patience.unwrap_or(d.patience),
-        seed: seed.unwrap_or(d.seed),
-        pooling: pooling.map(|p| parse("pooling", p)).transpose()?.unwrap_or(d.pooling),
-        distill_weight,
-        temperature,
-    };
-    let precision = parse::<Precision>("precision", precision)?;
+    let precision = precision.parse::<Precision>().map_err(py_err)?;
     // Bad options and an output path that cannot be written fail now, not after the last epoch.
-    spec.validate().map_err(py_err)?;
+    let spec = TrainSpec { data, valid, teacher, ..TrainSpec::default() }
+        .with_options(&options_of(py, options)?, Spelling::Snake)
+        .map_err(py_err)?;
     if let Some(out) = &out {
         Bundle::destination(out).map_err(py_err)?;
     }
@@ -454,10 +394,29 @@ fn train(
     Ok(Classifier::from_bundle(bundle, source))
 }
 
+/// `train`'s options and their defaults, the core's ([`TrainSpec::default`]), without the file
+/// lists `data`, `valid` and `teacher`.
+#[pyfunction]
+fn train_defaults(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    let mut value = xinsheng_core::schema::spelled(&TrainSpec::default(), Spelling::Snake);
+    if let Some(map) = value.as_object_mut() {
+        map.retain(|name, _| !["data", "valid", "teacher"].contains(&name.as_str()));
+    }
+    defaults_dict(py, value)
+}
+
+/// `Classifier.finetune`'s options and their defaults, the core's ([`recipe::finetune_options`]).
+#[pyfunction]
+fn finetune_defaults(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    defaults_dict(py, xinsheng_core::schema::spelled(&recipe::finetune_options(), Spelling::Snake))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Classifier>()?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
+    m.add_function(wrap_pyfunction!(train_defaults, m)?)?;
+    m.add_function(wrap_pyfunction!(finetune_defaults, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

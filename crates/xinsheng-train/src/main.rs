@@ -31,8 +31,9 @@ use xinsheng_core::bundle::{Bundle, Precision};
 use xinsheng_core::data::Dataset;
 use xinsheng_core::input::{Encoding, Format, LabelMap, ReadOptions, parse_records, read_records};
 use xinsheng_core::recipe::{self, TrainSpec};
-use xinsheng_core::train::{Distillation, Encoded, Event, Freeze, TrainOptions};
-use xinsheng_core::{Classifier, Metrics};
+use xinsheng_core::schema::{Choice, Spelling, overlay};
+use xinsheng_core::train::{Encoded, Event, Freeze};
+use xinsheng_core::{Arch, Classifier, Metrics, Pooling, TokenizerKind};
 
 #[derive(Parser)]
 #[command(name = "xinsheng", version, about = "心声 xinsheng: Chinese sentiment classification with recurrent networks", long_about = None)]
@@ -53,17 +54,18 @@ enum Command {
     Finetune(FinetuneArgs),
 }
 
-/// How text files are read (every subcommand reads them the same way, as the page does).
-#[derive(Args, Clone)]
+/// How text files are read (every subcommand reads them the same way, as the page does): the
+/// core's [`ReadOptions`], field for field.
+#[derive(Args, Clone, serde::Serialize)]
 struct InputOptions {
     /// Text encoding of the input files: auto (a BOM, else UTF-8 if valid, else GB18030),
     /// utf-8, gb18030 (also for GBK/GB2312, what Chinese Excel and Notepad save), utf-16le, utf-16be
-    #[arg(long, default_value = "auto", value_parser = core_value::<Encoding>)]
+    #[arg(long, default_value_t = Encoding::Auto, value_parser = choice::<Encoding>())]
     encoding: Encoding,
     /// Input format: txt (one review per line), tsv, csv or jsonl (one JSON object per line)
     /// [default: from the file's extension: .txt, .tsv/.tab, .csv, .jsonl/.ndjson/.json; a name
     /// without one is txt; any other extension is refused]
-    #[arg(long, value_parser = core_value::<Format>)]
+    #[arg(long, value_parser = choice::<Format>())]
     format: Option<Format>,
     /// The column (JSONL: key) holding the review text [default: the first of text, review,
     /// content, sentence, comment, 评论, 内容]
@@ -81,23 +83,59 @@ struct InputOptions {
 
 impl InputOptions {
     /// `format` is the source's own (standard input: txt); `--format` overrides it.
-    fn options(&self, format: Option<Format>) -> ReadOptions {
-        ReadOptions {
-            format: self.format.or(format),
-            encoding: self.encoding,
-            text_column: self.text_column.clone(),
-            label_column: self.label_column.clone(),
-            label_map: self.label_map.clone().unwrap_or_default(),
-        }
+    fn options(&self, format: Option<Format>) -> Result<ReadOptions> {
+        let mut read = overlay("file options", &ReadOptions::default(), &as_options(self)?, Spelling::Snake)?;
+        read.format = read.format.or(format);
+        Ok(read)
     }
 }
 
-/// A value parsed by the core's `FromStr` (encodings, label maps), with its message for clap.
+/// A value parsed by the core's `FromStr` (label maps), with its message for clap.
 fn core_value<T: std::str::FromStr<Err = xinsheng_core::Error>>(s: &str) -> Result<T, String> {
     s.parse().map_err(|e: xinsheng_core::Error| e.to_string())
 }
 
-#[derive(Args)]
+/// clap's parser for one of the core's named choices ([`Choice`]): the core's names are the
+/// possible values `--help` lists, and the core parses (aliases included) and words the error.
+#[derive(Clone)]
+struct ChoiceParser<T>(std::marker::PhantomData<T>);
+
+fn choice<T: Choice + Send + Sync>() -> ChoiceParser<T> {
+    ChoiceParser(std::marker::PhantomData)
+}
+
+impl<T: Choice + Send + Sync> clap::builder::TypedValueParser for ChoiceParser<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> std::result::Result<T, clap::Error> {
+        let flag = arg.map(|a| format!("--{} ", a.get_id())).unwrap_or_default();
+        T::parse_choice(value.to_str().unwrap_or_default())
+            .map_err(|e| clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{flag}{e}\n")).with_cmd(cmd))
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(T::names().into_iter().map(clap::builder::PossibleValue::new)))
+    }
+}
+
+/// Parsed flags as the core's options: clap's field names are the core's option names, so the
+/// core lays them over its defaults ([`xinsheng_core::schema::overlay`]) and no field is mapped
+/// here by hand; a flag the core does not know fails every test that trains.
+fn as_options(args: &impl serde::Serialize) -> Result<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::to_value(args)? {
+        serde_json::Value::Object(map) => Ok(map),
+        _ => anyhow::bail!("options are not a set of named values"),
+    }
+}
+
+/// `train`'s flags. Everything but the output (`out`, `precision`) is a field of the core's
+/// [`TrainSpec`] under the same name.
+#[derive(Args, serde::Serialize)]
 struct TrainArgs {
     /// Training data: .tsv, .csv or .jsonl with a text and a label column; repeat to train on several
     /// files together (e.g. the corpus and the targeted augmentation in data/augment/)
@@ -110,14 +148,14 @@ struct TrainArgs {
     #[arg(long)]
     valid: Vec<PathBuf>,
     /// Recurrent cell
-    #[arg(long, default_value = "lstm", value_parser = ["rnn", "lstm", "gru"])]
-    arch: String,
+    #[arg(long, default_value_t = TrainSpec::default().arch, value_parser = choice::<Arch>())]
+    arch: Arch,
     /// Run each layer in both directions
     #[arg(long)]
     bidirectional: bool,
     /// `char`: one token per character; `word`: jieba segmentation
-    #[arg(long, default_value = "char", value_parser = ["char", "word"])]
-    tokenizer: String,
+    #[arg(long, default_value_t = TrainSpec::default().tokenizer, value_parser = choice::<TokenizerKind>())]
+    tokenizer: TokenizerKind,
     #[arg(long, default_value_t = TrainSpec::default().embed_dim)]
     embed_dim: usize,
     #[arg(long, default_value_t = TrainSpec::default().hidden)]
@@ -161,12 +199,13 @@ struct TrainArgs {
     #[arg(long, default_value_t = TrainSpec::default().seed)]
     seed: u64,
     /// Weight precision in the bundle
-    #[arg(long, default_value = "f16", value_parser = ["f16", "f32"])]
-    precision: String,
+    #[arg(long, default_value_t = Precision::default(), value_parser = choice::<Precision>())]
+    #[serde(skip)]
+    precision: Precision,
     /// What the head sees of the recurrent outputs: `mean-max` pools over time;
     /// `mean-max-last` adds each direction's final state (helps verdicts at the end of long texts)
-    #[arg(long, default_value = "mean-max", value_parser = ["mean-max", "mean-max-last"])]
-    pooling: String,
+    #[arg(long, default_value_t = TrainSpec::default().pooling, value_parser = choice::<Pooling>())]
+    pooling: Pooling,
     /// Teacher probabilities to distil (repeatable): .tsv or .csv with `text` and one `p_LABEL`
     /// column per label (`p_positive` alone for two labels). Rows whose text is a training
     /// text add the teacher term to that example; other rows (e.g. an augmented transfer set)
@@ -185,9 +224,11 @@ struct TrainArgs {
     /// Output bundle: a new, empty or model directory (gets model.bpk) or a .bpk file; checked
     /// before training starts (an existing file or a directory of other files is refused)
     #[arg(long)]
+    #[serde(skip)]
     out: PathBuf,
     /// How input files are read
     #[command(flatten)]
+    #[serde(flatten)]
     read: InputOptions,
 }
 
@@ -228,6 +269,8 @@ struct PredictArgs {
     read: InputOptions,
 }
 
+/// `finetune`'s flags; `freeze` … `seed` are the core's fine-tuning options
+/// ([`recipe::finetune_options`]) under the same names.
 #[derive(Args)]
 struct FinetuneArgs {
     /// Bundle to start from (directory or .bpk file)
@@ -247,9 +290,21 @@ struct FinetuneArgs {
     /// label is an error, so that a typo cannot grow the model
     #[arg(long)]
     add_labels: bool,
+    #[command(flatten)]
+    options: FinetuneOptions,
+    #[arg(long, default_value_t = Precision::default(), value_parser = choice::<Precision>())]
+    precision: Precision,
+    /// How input files are read
+    #[command(flatten)]
+    read: InputOptions,
+}
+
+/// The fine-tuning options, the core's names.
+#[derive(Args, serde::Serialize)]
+struct FinetuneOptions {
     /// Parameters left untouched
-    #[arg(long, default_value = "none", value_parser = ["none", "embedding", "encoder"])]
-    freeze: String,
+    #[arg(long, default_value_t = recipe::finetune_options().freeze, value_parser = choice::<Freeze>())]
+    freeze: Freeze,
     #[arg(long, default_value_t = recipe::finetune_options().epochs)]
     epochs: usize,
     #[arg(long, default_value_t = recipe::finetune_options().lr)]
@@ -260,11 +315,6 @@ struct FinetuneArgs {
     patience: usize,
     #[arg(long, default_value_t = recipe::finetune_options().seed)]
     seed: u64,
-    #[arg(long, default_value = "f16", value_parser = ["f16", "f32"])]
-    precision: String,
-    /// How input files are read
-    #[command(flatten)]
-    read: InputOptions,
 }
 
 fn main() {
@@ -305,7 +355,7 @@ fn device() -> Device {
 }
 
 fn load_data(path: &Path, input: &InputOptions) -> Result<Dataset> {
-    Ok(recipe::load_dataset(path, &input.options(None), &mut |line| eprintln!("{line}"))?)
+    Ok(recipe::load_dataset(path, &input.options(None)?, &mut |line| eprintln!("{line}"))?)
 }
 
 fn load_bundle(path: &Path) -> Result<Bundle> {
@@ -376,42 +426,22 @@ fn check_out(out: &Path) -> Result<()> {
 
 fn train(args: TrainArgs) -> Result<()> {
     let started = Instant::now();
-    let spec = TrainSpec {
-        data: args.data,
-        valid: args.valid,
-        teacher: args.teacher,
-        read: args.read.options(None),
-        arch: args.arch.parse().map_err(anyhow::Error::msg)?,
-        bidirectional: args.bidirectional,
-        tokenizer: args.tokenizer.parse().map_err(anyhow::Error::msg)?,
-        embed_dim: args.embed_dim,
-        hidden: args.hidden,
-        layers: args.layers,
-        dropout: args.dropout,
-        max_len: args.max_len,
-        vocab_size: args.vocab_size,
-        bigrams: args.bigrams,
-        bigram_dim: args.bigram_dim,
-        min_freq: args.min_freq,
-        epochs: args.epochs,
-        pretrain_epochs: args.pretrain_epochs,
-        lm_vocab: args.lm_vocab,
-        batch_size: args.batch_size,
-        lr: args.lr,
-        patience: args.patience,
-        seed: args.seed,
-        pooling: args.pooling.parse().map_err(anyhow::Error::msg)?,
-        distill_weight: args.distill_weight,
-        temperature: args.temperature,
+    // The core's schema: every flag but the file lists and the output is a TrainSpec field.
+    let files = TrainSpec {
+        data: args.data.clone(),
+        valid: args.valid.clone(),
+        teacher: args.teacher.clone(),
+        ..TrainSpec::default()
     };
-    let precision: Precision = args.precision.parse().map_err(anyhow::Error::msg)?;
-    spec.validate()?;
+    let mut options = as_options(&args)?;
+    options.retain(|name, _| !["data", "valid", "teacher"].contains(&name.as_str()));
+    let spec = files.with_options(&options, Spelling::Snake)?;
     check_out(&args.out)?;
     let mut bundle = recipe::train(&spec, &device(), &mut progress_printer(), &mut |line| eprintln!("{line}"))?;
     if let Some(training) = bundle.manifest.training.as_object_mut() {
         training.insert("command".into(), std::env::args().collect::<Vec<_>>().join(" ").into());
     }
-    let file = bundle.save(&args.out, precision)?;
+    let file = bundle.save(&args.out, args.precision)?;
     let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     eprintln!("wrote {} ({:.2} MB) in {:.0}s", file.display(), size as f64 / 1e6, started.elapsed().as_secs_f64());
     if let Some(m) = &bundle.manifest.metrics {
@@ -520,7 +550,7 @@ fn predict(args: PredictArgs) -> Result<()> {
         let name = path.display().to_string();
         // The core's one rule for names: .tsv/.csv/.jsonl give their text column, .txt and a
         // name without an extension one review per line, any other extension is refused.
-        sources.push(read_records(&name, &args.read.options(None))?);
+        sources.push(read_records(&name, &args.read.options(None)?)?);
     }
     if !args.texts.is_empty() {
         let options = ReadOptions { format: Some(Format::Txt), encoding: Encoding::Utf8, ..ReadOptions::default() };
@@ -529,7 +559,7 @@ fn predict(args: PredictArgs) -> Result<()> {
     if sources.is_empty() {
         let mut bytes = Vec::new();
         std::io::stdin().lock().read_to_end(&mut bytes).context("cannot read standard input")?;
-        sources.push(parse_records("<stdin>", &bytes, &args.read.options(Some(Format::Txt)))?);
+        sources.push(parse_records("<stdin>", &bytes, &args.read.options(Some(Format::Txt))?)?);
     }
     let skipped_blank: usize = sources.iter().map(|r| r.skipped_blank).sum();
     if skipped_blank > 0 {
@@ -544,18 +574,7 @@ fn predict(args: PredictArgs) -> Result<()> {
 }
 
 fn finetune_cmd(args: FinetuneArgs) -> Result<()> {
-    let freeze: Freeze = args.freeze.parse().map_err(anyhow::Error::msg)?;
-    let precision: Precision = args.precision.parse().map_err(anyhow::Error::msg)?;
-    let options = TrainOptions {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        lr: args.lr,
-        seed: args.seed,
-        patience: args.patience,
-        freeze,
-        distill: Distillation::default(),
-    };
-    options.validate()?;
+    let options = recipe::finetune_options_with(&as_options(&args.options)?, Spelling::Snake)?;
     check_out(&args.out)?;
     let bundle = load_bundle(&args.model)?;
     let data = load_data(&args.data, &args.read)?;
@@ -586,7 +605,7 @@ fn finetune_cmd(args: FinetuneArgs) -> Result<()> {
     if let Some(training) = bundle.manifest.training.as_object_mut() {
         training.insert("command".into(), std::env::args().collect::<Vec<_>>().join(" ").into());
     }
-    let file = bundle.save(&args.out, precision)?;
+    let file = bundle.save(&args.out, args.precision)?;
     eprintln!("wrote {}", file.display());
     Ok(())
 }

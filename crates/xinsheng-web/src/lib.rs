@@ -8,14 +8,15 @@ use std::collections::HashMap;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Device, Tensor, TensorData};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use xinsheng_core::classifier::TokenWeight;
 use xinsheng_core::data::Dataset;
 use xinsheng_core::model::{inference_batches, scatter_rows};
-use xinsheng_core::recipe::{Finetune, finetune_options};
-use xinsheng_core::train::{Event, Freeze, TrainOptions};
+use xinsheng_core::recipe::{Finetune, finetune_options, finetune_options_with};
+use xinsheng_core::schema::{Spelling, overlay, spelled};
+use xinsheng_core::train::Event;
 use xinsheng_core::{Bundle, Classifier, Example, Precision, Prediction, SentimentModel, TokenizerKind};
 
 thread_local! {
@@ -73,17 +74,28 @@ pub fn load_word_dictionary(text: &[u8]) -> Result<(), JsError> {
 #[wasm_bindgen(js_name = parseFile)]
 pub fn parse_file(name: &str, bytes: &[u8], options: JsValue) -> Result<JsValue, JsValue> {
     use xinsheng_core::input::{ReadOptions, parse_records};
-    let options: ReadOptions = if options.is_undefined() || options.is_null() {
-        ReadOptions::default()
-    } else {
-        serde_wasm_bindgen::from_value(options).map_err(|e| {
+    // The core's schema, in JavaScript's spelling (`textColumn`): unknown names and values of
+    // the wrong type are refused with the core's words.
+    let options = options_object(options)
+        .and_then(|o| overlay("file options", &ReadOptions::default(), &o, Spelling::Camel).map_err(|e| e.to_string()))
+        .map_err(|e| {
             let error = js_sys::Error::new(&format!("file options: {e}"));
             set_code(&error, "bad-file-options", &std::collections::BTreeMap::from([("detail", e.to_string())]));
             JsValue::from(error)
-        })?
-    };
+        })?;
     let records = parse_records(name, bytes, &options).map_err(|e| coded_error(&e))?;
     Ok(to_js(&records)?)
+}
+
+/// A JavaScript options object (`undefined` and `null`: no options) as the core's option map.
+fn options_object(options: JsValue) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_wasm_bindgen::from_value(options).map_err(|e| e.to_string())? {
+        serde_json::Value::Object(map) => Ok(map),
+        other => Err(format!("expected an object of named options, got {other}")),
+    }
 }
 
 /// The core's error as a JS `Error`: `message` is the core's (English) message; when the error
@@ -151,30 +163,6 @@ pub struct Engine {
 struct Explanation {
     prediction: Prediction,
     tokens: Vec<TokenWeight>,
-}
-
-/// `fineTune`'s options in JavaScript's spelling; each one left out takes the core's default
-/// ([`finetune_options`]).
-#[derive(Serialize, Deserialize, Default)]
-#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
-struct FineTuneOptions {
-    epochs: Option<usize>,
-    lr: Option<f64>,
-    batch_size: Option<usize>,
-    seed: Option<u64>,
-    freeze: Option<Freeze>,
-}
-
-impl From<&TrainOptions> for FineTuneOptions {
-    fn from(o: &TrainOptions) -> Self {
-        FineTuneOptions {
-            epochs: Some(o.epochs),
-            lr: Some(o.lr),
-            batch_size: Some(o.batch_size),
-            seed: Some(o.seed),
-            freeze: Some(o.freeze),
-        }
-    }
 }
 
 /// One report per training step, passed to `onProgress`.
@@ -248,8 +236,9 @@ impl Engine {
             labels: &'a [String],
             vocab_size: usize,
             metrics: &'a Option<xinsheng_core::Metrics>,
-            /// `fineTune`'s defaults (the core's, as `xinsheng finetune` and Python use).
-            finetune_defaults: FineTuneOptions,
+            /// `fineTune`'s options and defaults (the core's, as `xinsheng finetune` and Python
+            /// use), in JavaScript's spelling.
+            finetune_defaults: serde_json::Value,
         }
         to_js(&Info {
             config: &manifest.config,
@@ -257,7 +246,7 @@ impl Engine {
             labels: &manifest.labels,
             vocab_size: manifest.vocab.len(),
             metrics: &manifest.metrics,
-            finetune_defaults: FineTuneOptions::from(&finetune_options()),
+            finetune_defaults: spelled(&finetune_options(), Spelling::Camel),
         })
     }
 
@@ -291,22 +280,11 @@ impl Engine {
         self.check_tokenizer()?;
         let examples: Vec<Example> = serde_wasm_bindgen::from_value(examples)
             .map_err(|e| JsError::new(&format!("examples must be [{{text, label}}]: {e}")))?;
-        let options: FineTuneOptions = if options.is_undefined() || options.is_null() {
-            FineTuneOptions::default()
-        } else {
-            serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("fine-tuning options: {e}")))?
-        };
         // The core's defaults and checks (the CLI's and Python's), and the core's fit loop,
         // driven here with asynchronous reads, yielding to the browser between steps.
-        let defaults = finetune_options();
-        let options = TrainOptions {
-            epochs: options.epochs.unwrap_or(defaults.epochs),
-            lr: options.lr.unwrap_or(defaults.lr),
-            batch_size: options.batch_size.unwrap_or(defaults.batch_size),
-            seed: options.seed.unwrap_or(defaults.seed),
-            freeze: options.freeze.unwrap_or(defaults.freeze),
-            ..defaults
-        };
+        let options = options_object(options)
+            .map_err(|e| JsError::new(&format!("fine-tuning options: {e}")))
+            .and_then(|o| finetune_options_with(&o, Spelling::Camel).map_err(js_error))?;
         let data = Dataset { lines: (1..=examples.len()).collect(), examples, skipped_empty: 0 };
         // The page adds the labels its corrections bring.
         let mut job =
@@ -350,11 +328,7 @@ impl Engine {
     /// The current model as bundle bytes (`"f16"` halves the size; `"f32"` keeps every bit).
     #[wasm_bindgen(js_name = exportModel)]
     pub async fn export_model(&self, precision: Option<String>) -> Result<Vec<u8>, JsError> {
-        let precision = match precision.as_deref().unwrap_or("f16") {
-            "f16" => Precision::F16,
-            "f32" => Precision::F32,
-            other => return Err(JsError::new(&format!("unknown precision '{other}' (expected f16 or f32)"))),
-        };
+        let precision = precision.as_deref().unwrap_or("f16").parse::<Precision>().map_err(js_error)?;
         let model = to_host(&self.classifier.bundle().model).await?;
         let bundle = Bundle { manifest: self.classifier.manifest().clone(), model };
         bundle.to_bytes(precision).map_err(js_error)
