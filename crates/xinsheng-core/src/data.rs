@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 pub use crate::input::{Encoding, Format, ReadOptions};
-use crate::input::{decode, parse_records, record_line};
+use crate::input::{parse_records, parse_table};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Example {
@@ -147,76 +147,70 @@ pub struct TeacherRow {
     pub probs: Vec<f32>,
 }
 
-const TEACHER_FORMAT: &str = "teacher files are .tsv or .csv with a text column and p_LABEL columns";
-
 /// Reads a teacher file (see [`parse_teacher`]) from disk.
 pub fn read_teacher(path: &str, labels: &[String]) -> Result<Vec<TeacherRow>> {
-    let format = Format::from_name(path)
-        .ok()
-        .filter(|f| matches!(f, Format::Tsv | Format::Csv))
-        .ok_or_else(|| Error::data(path, None, TEACHER_FORMAT))?;
+    let options = ReadOptions::default();
+    teacher_format(path, &options)?; // a wrong kind of file is reported before looking for it
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_string(), source })?;
-    parse_teacher(path, &bytes, format, labels)
+    parse_teacher(path, &bytes, &options, labels)
 }
 
-/// Parses a teacher file: TSV or CSV with a header naming a `text` column and one `p_LABEL`
-/// column per label of `labels` (for two labels one column is enough, the other being its
-/// complement, as in `p_positive`), optionally `label` (kept in [`TeacherRow::label`]; training
-/// takes gold labels from its `--data` files only) and other columns (ignored). Column names
-/// match regardless of ASCII case.
-/// Probabilities must lie in [0, 1] and sum to 1 within 0.01 (they are then normalised).
-/// Rows with empty text are skipped. Errors name the file and line.
-pub fn parse_teacher(name: &str, bytes: &[u8], format: Format, labels: &[String]) -> Result<Vec<TeacherRow>> {
-    let decoded = decode(name, bytes, Encoding::Auto)?;
-    let text = decoded.text.as_str();
-    let mut builder = csv::ReaderBuilder::new();
-    builder.has_headers(true).flexible(false);
-    match format {
-        Format::Tsv => builder.delimiter(b'\t').quoting(false),
-        Format::Csv => &mut builder,
-        Format::Jsonl | Format::Txt => {
-            return Err(Error::data(name, None, TEACHER_FORMAT));
-        }
-    };
-    let mut reader = builder.from_reader(text.as_bytes());
-    let line_of = |e: &csv::Error| e.position().map(|p| p.line() as usize);
-    let header = reader.headers().map_err(|e| Error::data(name, line_of(&e), e.to_string()))?.clone();
-    let find = |col: &str| header.iter().position(|h| h.trim().eq_ignore_ascii_case(col));
-    let text_col = find("text").ok_or_else(|| Error::data(name, Some(1), "the header has no 'text' column"))?;
-    let label_col = find("label");
-    let prob_cols: Vec<Option<usize>> = labels.iter().map(|l| find(&format!("p_{l}"))).collect();
-    let missing: Vec<&String> = labels.iter().zip(&prob_cols).filter(|(_, c)| c.is_none()).map(|(l, _)| l).collect();
-    if missing.len() > usize::from(labels.len() == 2) {
-        let wanted: Vec<String> = labels.iter().map(|l| format!("p_{l}")).collect();
-        let either = if labels.len() == 2 { "one of " } else { "" };
-        let found: Vec<&str> = header.iter().collect();
+/// Refuses a teacher file that is not a table (plain text has no probability columns).
+fn teacher_format(name: &str, options: &ReadOptions) -> Result<()> {
+    if options.format_of(name)? == Format::Txt {
         return Err(Error::data(
             name,
-            Some(1),
-            format!(
-                "the header needs {either}the teacher's probability columns {} (found {})",
-                wanted.join(", "),
-                found.join(", ")
-            ),
+            None,
+            "teacher files are .tsv, .csv or .jsonl with a text column and p_LABEL columns",
         ));
     }
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| Error::data(name, line_of(&e), format!("malformed row: {e}")))?;
-        let line = record.position().map_or(0, |p| record_line(text.as_bytes(), p.byte() as usize));
-        let text = record[text_col].to_string();
-        if text.trim().is_empty() {
-            continue;
+    Ok(())
+}
+
+/// Parses a teacher file, read like every other table ([`crate::input::parse_table`]: .tsv,
+/// .csv or .jsonl, any supported encoding, the text column by its usual names, blank texts
+/// skipped): one `p_LABEL` column (JSONL: key) per label of `labels` (for two labels one is
+/// enough, the other being its complement, as in `p_positive`), optionally a label column (kept
+/// in [`TeacherRow::label`]; training takes gold labels from its `--data` files only) and other
+/// columns (ignored). Probability column names match regardless of ASCII case. Probabilities
+/// must lie in [0, 1] and sum to 1 within 0.01 (they are then normalised). Errors name the
+/// file and line.
+pub fn parse_teacher(name: &str, bytes: &[u8], options: &ReadOptions, labels: &[String]) -> Result<Vec<TeacherRow>> {
+    teacher_format(name, options)?;
+    let table = parse_table(name, bytes, options)?;
+    let wanted: Vec<String> = labels.iter().map(|l| format!("p_{l}")).collect();
+    let mut rows = Vec::with_capacity(table.records.len());
+    for record in &table.records {
+        let find = |col: &str| record.columns.iter().find(|(h, _)| h.trim().eq_ignore_ascii_case(col)).map(|(_, v)| v);
+        let fields: Vec<Option<&String>> = wanted.iter().map(|w| find(w)).collect();
+        let missing = fields.iter().filter(|f| f.is_none()).count();
+        if missing > usize::from(labels.len() == 2) {
+            let either = if labels.len() == 2 { "one of " } else { "" };
+            let found: Vec<&str> = record.columns.iter().map(|(h, _)| h.as_str()).collect();
+            let line = if table.format == Format::Jsonl { record.line } else { 1 };
+            return Err(Error::data(
+                name,
+                Some(line),
+                format!(
+                    "the header needs {either}the teacher's probability columns {} (found {})",
+                    wanted.join(", "),
+                    found.join(", ")
+                ),
+            ));
         }
         let mut probs = Vec::with_capacity(labels.len());
-        for (label, col) in labels.iter().zip(&prob_cols) {
-            let Some(col) = col else {
+        for (column, field) in wanted.iter().zip(&fields) {
+            let Some(field) = field else {
                 probs.push(f32::NAN); // the complement, filled in below
                 continue;
             };
-            let field = record[*col].trim();
+            let field = field.trim();
             let p: f32 = field.parse().ok().filter(|p: &f32| (0.0..=1.0).contains(p)).ok_or_else(|| {
-                Error::data(name, Some(line), format!("p_{label} must be a probability in [0, 1], found '{field}'"))
+                Error::data(
+                    name,
+                    Some(record.line),
+                    format!("{column} must be a probability in [0, 1], found '{field}'"),
+                )
             })?;
             probs.push(p);
         }
@@ -225,14 +219,10 @@ pub fn parse_teacher(name: &str, bytes: &[u8], format: Format, labels: &[String]
         }
         let sum: f32 = probs.iter().sum();
         if (sum - 1.0).abs() > 0.01 {
-            return Err(Error::data(name, Some(line), format!("the probabilities sum to {sum}, not 1")));
+            return Err(Error::data(name, Some(record.line), format!("the probabilities sum to {sum}, not 1")));
         }
         probs.iter_mut().for_each(|p| *p /= sum);
-        let label = label_col.map(|c| record[c].trim().to_string()).filter(|l| !l.is_empty());
-        rows.push(TeacherRow { text, label, probs });
-    }
-    if rows.is_empty() {
-        return Err(Error::data(name, None, "no teacher rows with non-empty text"));
+        rows.push(TeacherRow { text: record.text.clone(), label: record.label.clone(), probs });
     }
     Ok(rows)
 }
@@ -280,16 +270,19 @@ mod tests {
     fn teacher_files_give_probabilities_in_label_order() {
         let labels = vec!["negative".to_string(), "positive".to_string()];
         let tsv = "label\tp_positive\ttext\npositive\t0.9\t很好\n\t0.25\t一般\n";
-        let rows = parse_teacher("t.tsv", tsv.as_bytes(), Format::Tsv, &labels).unwrap();
+        let rows = parse_teacher("t.tsv", tsv.as_bytes(), &ReadOptions::default(), &labels).unwrap();
         assert_eq!((rows[0].text.as_str(), rows[0].label.as_deref()), ("很好", Some("positive")));
         assert!((rows[0].probs[0] - 0.1).abs() < 1e-6 && rows[0].probs[1] == 0.9, "{:?}", rows[0].probs);
         assert_eq!(rows[1].label, None);
         assert!((rows[1].probs[0] - 0.75).abs() < 1e-6);
         let three: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
         let csv = "text,p_a,p_b,p_c\n\"x, y\",0.2,0.3,0.5\n";
-        assert_eq!(parse_teacher("t.csv", csv.as_bytes(), Format::Csv, &three).unwrap()[0].probs, [0.2, 0.3, 0.5]);
+        assert_eq!(
+            parse_teacher("t.csv", csv.as_bytes(), &ReadOptions::default(), &three).unwrap()[0].probs,
+            [0.2, 0.3, 0.5]
+        );
         let err = |s: &str, labels: &[String]| {
-            parse_teacher("t.tsv", s.as_bytes(), Format::Tsv, labels).unwrap_err().to_string()
+            parse_teacher("t.tsv", s.as_bytes(), &ReadOptions::default(), labels).unwrap_err().to_string()
         };
         assert!(err("p_a\ttext\n0.5\tx\n", &three).contains("columns p_a, p_b, p_c (found p_a, text)"));
         assert!(err("text\n好\n", &labels).contains("needs one of the teacher's probability columns"));
@@ -301,6 +294,22 @@ mod tests {
             err("p_negative\tp_positive\ttext\n0.5\t0.7\tx\n", &labels),
             "t.tsv:2: the probabilities sum to 1.2, not 1"
         );
+    }
+
+    #[test]
+    fn teacher_files_are_read_by_the_one_reader() {
+        let labels = vec!["negative".to_string(), "positive".to_string()];
+        let read = |name: &str, bytes: &[u8]| parse_teacher(name, bytes, &ReadOptions::default(), &labels);
+        // GB18030 bytes, a `review` column (one of the usual text names), a stray tab in the
+        // last column and a blank row: as input.rs reads every table.
+        let (gbk, _, _) = encoding_rs::GB18030.encode("p_positive\treview\n0.9\t很好\t真的\n0.5\t \n");
+        let rows = read("t.tsv", &gbk).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].text, "很好\t真的");
+        let jsonl = read("t.jsonl", "{\"text\": \"一般\", \"p_positive\": 0.5}\n".as_bytes()).unwrap();
+        assert_eq!(jsonl[0].probs, [0.5, 0.5]);
+        assert!(read("t.txt", b"x\n").unwrap_err().to_string().contains("teacher files are .tsv, .csv or .jsonl"));
+        assert!(read("t.xlsx", b"x").unwrap_err().to_string().contains("unknown file format '.xlsx'"));
     }
 
     #[test]

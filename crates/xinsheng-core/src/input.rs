@@ -260,6 +260,11 @@ pub struct Record {
     /// The row's label, when the source has a label column and this row fills it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// Every column of the row as `(header, value)` (JSONL: every key, numbers as written),
+    /// kept only by [`parse_table`] for readers that need more than the text and label (teacher
+    /// files' `p_LABEL` columns); empty otherwise.
+    #[serde(skip)]
+    pub columns: Vec<(String, String)>,
 }
 
 /// The reviews of one source.
@@ -386,6 +391,17 @@ pub fn read_records(path: &str, options: &ReadOptions) -> Result<Records> {
 /// (a label it lacks is an error). Errors: undecodable bytes, a missing text column, malformed
 /// rows, and a source with no non-blank review.
 pub fn parse_records(name: &str, bytes: &[u8], options: &ReadOptions) -> Result<Records> {
+    parse_rows(name, bytes, options, false)
+}
+
+/// [`parse_records`] keeping every column of each row in [`Record::columns`]: the same rules
+/// (encodings, BOM, text-column names, blank rows, CSV quoting and guard), for tables that carry
+/// more than a text and a label.
+pub fn parse_table(name: &str, bytes: &[u8], options: &ReadOptions) -> Result<Records> {
+    parse_rows(name, bytes, options, true)
+}
+
+fn parse_rows(name: &str, bytes: &[u8], options: &ReadOptions, keep_columns: bool) -> Result<Records> {
     let format = options.format_of(name)?;
     let decoded = decode(name, bytes, options.encoding)?;
     let text = decoded.text.as_str();
@@ -401,7 +417,7 @@ pub fn parse_records(name: &str, bytes: &[u8], options: &ReadOptions) -> Result<
     let mut out =
         Records { format, encoding: decoded.encoding, labelled: false, records: Vec::new(), skipped_blank: 0 };
     let map = &options.label_map;
-    let mut push = |line: usize, text: String, label: Option<String>| -> Result<()> {
+    let mut push = |line: usize, text: String, label: Option<String>, columns: &dyn Fn() -> Columns| -> Result<()> {
         if text.trim().is_empty() {
             out.skipped_blank += 1;
             return Ok(());
@@ -414,13 +430,14 @@ pub fn parse_records(name: &str, bytes: &[u8], options: &ReadOptions) -> Result<
             })?;
             label = Some(mapped.to_string());
         }
-        out.records.push(Record { line, text, label });
+        let columns = if keep_columns { columns() } else { Vec::new() };
+        out.records.push(Record { line, text, label, columns });
         Ok(())
     };
     let labelled = match format {
         Format::Txt => {
             for (i, line) in text.lines().enumerate() {
-                push(i + 1, line.trim().to_string(), None)?;
+                push(i + 1, line.trim().to_string(), None, &Vec::new)?;
             }
             false
         }
@@ -440,7 +457,9 @@ pub fn parse_records(name: &str, bytes: &[u8], options: &ReadOptions) -> Result<
     Ok(out)
 }
 
-type Push<'a> = dyn FnMut(usize, String, Option<String>) -> Result<()> + 'a;
+type Columns = Vec<(String, String)>;
+/// One row to `parse_rows`: its line, text, label and (lazily, when kept) every column.
+type Push<'a> = dyn FnMut(usize, String, Option<String>, &dyn Fn() -> Columns) -> Result<()> + 'a;
 
 fn same_name(a: &str, b: &str) -> bool {
     a.trim().trim_start_matches('\u{FEFF}').eq_ignore_ascii_case(b.trim())
@@ -496,7 +515,7 @@ fn tsv_rows(name: &str, text: &str, options: &ReadOptions, push: &mut Push) -> R
     let (text_col, label_col) = header_columns(name, &header, options)?;
     for (i, line) in lines {
         if line.trim().is_empty() {
-            push(i + 1, String::new(), None)?;
+            push(i + 1, String::new(), None, &Vec::new)?;
             continue;
         }
         let fields: Vec<&str> = line.split('\t').collect();
@@ -523,7 +542,8 @@ fn tsv_rows(name: &str, text: &str, options: &ReadOptions, push: &mut Push) -> R
         // A stray tab inside the text (the last column) belongs to the text.
         let text =
             if text_col == header.len() - 1 { fields[text_col..].join("\t") } else { fields[text_col].to_string() };
-        push(i + 1, text, label_col.map(|c| fields[c].to_string()))?;
+        let columns = || header.iter().zip(&fields).map(|(h, f)| (h.to_string(), f.to_string())).collect();
+        push(i + 1, text, label_col.map(|c| fields[c].to_string()), &columns)?;
     }
     Ok(label_col.is_some())
 }
@@ -539,7 +559,13 @@ fn csv_rows(name: &str, text: &str, options: &ReadOptions, push: &mut Push) -> R
     for record in reader.records() {
         let record = record.map_err(|e| malformed(&e, format!("malformed CSV: {e}")))?;
         let line = record.position().map_or(0, |p| record_line(text.as_bytes(), p.byte() as usize));
-        push(line, unguarded(&record[text_col]).to_string(), label_col.map(|c| unguarded(&record[c]).to_string()))?;
+        let columns = || header.iter().zip(&record).map(|(h, f)| (h.to_string(), unguarded(f).to_string())).collect();
+        push(
+            line,
+            unguarded(&record[text_col]).to_string(),
+            label_col.map(|c| unguarded(&record[c]).to_string()),
+            &columns,
+        )?;
     }
     Ok(label_col.is_some())
 }
@@ -589,7 +615,7 @@ fn jsonl_rows(name: &str, text: &str, options: &ReadOptions, push: &mut Push) ->
     let mut labelled = false;
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
-            push(i + 1, String::new(), None)?;
+            push(i + 1, String::new(), None, &Vec::new)?;
             continue;
         }
         let bad = |what: String| {
@@ -674,7 +700,20 @@ fn jsonl_rows(name: &str, text: &str, options: &ReadOptions, push: &mut Push) ->
             }
             Some(other) => return Err(bad_label(other)),
         };
-        push(i + 1, text, label)?;
+        let columns = || {
+            row.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        match v {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        },
+                    )
+                })
+                .collect()
+        };
+        push(i + 1, text, label, &columns)?;
     }
     Ok(labelled)
 }

@@ -10,9 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::bundle::{Bundle, Manifest};
 use crate::calibration::{Calibration, calibrate_logits};
+use crate::classifier::Classifier;
 use crate::data::{Dataset, Example, new_labels, read_examples_with, read_teacher};
 use crate::error::{Error, Result};
 use crate::input::ReadOptions;
+use crate::metrics::Metrics;
 use crate::model::{Arch, ModelConfig, Pooling, SentimentModel, logits_of};
 use crate::schema::{Spelling, overlay};
 use crate::tokenizer::{Tokenizer, TokenizerKind};
@@ -512,6 +514,24 @@ pub fn calibrate(bundle: &mut Bundle, data: &Encoded, device: &Device) -> Calibr
     let calibration = calibrate_logits(&logits, &data.labels, bundle.manifest.temperature);
     bundle.manifest.temperature = calibration.temperature;
     calibration
+}
+
+/// `xinsheng eval` as a library call: `classifier`'s metrics on labelled `data` (named `name` in
+/// messages) — accuracy, macro-F1, ECE, per-class figures and the confusion matrix, plus the
+/// figures on the data's own labels when it uses fewer than the model knows
+/// ([`Metrics::over_data_labels`]). The CLI prints them, Python returns them as a dict.
+///
+/// Errors: [`Error::Invalid`] when `data` is empty, [`Error::Data`] naming the first line whose
+/// label the model lacks.
+pub fn evaluate(classifier: &Classifier, name: &str, data: &Dataset) -> Result<Metrics> {
+    if data.examples.is_empty() {
+        return Err(Error::Invalid(format!("{name}: evaluation needs at least one labelled example")));
+    }
+    let labels = classifier.labels();
+    data.check_labels(name, labels)?;
+    let encode = |t: &str| classifier.encode(t);
+    let set = Encoded::new(&encode, labels, &data.examples, name)?;
+    Ok(Metrics::over_data_labels(labels, &set.labels, &classifier.probabilities_of(&set.ids)))
 }
 
 /// Fine-tuning's defaults, the one set every driver uses (`xinsheng finetune`, Python's

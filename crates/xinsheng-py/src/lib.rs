@@ -252,6 +252,21 @@ impl Classifier {
         Ok(d)
     }
 
+    /// `xinsheng eval --json` on texts and labels: the core's metrics ([`recipe::evaluate`]).
+    fn evaluate<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        labels: &Bound<'py, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        let examples = paired("texts", "labels", strings("texts", texts)?, strings("labels", labels)?)?;
+        let data = Dataset { lines: (1..=examples.len()).collect(), examples, skipped_empty: 0 };
+        let metrics = py.detach(|| recipe::evaluate(&self.inner, "labels", &data)).map_err(py_err)?;
+        let json = serde_json::to_string(&metrics)
+            .map_err(|e| PyValueError::new_err(format!("cannot describe the metrics: {e}")))?;
+        Ok(py.import("json")?.call_method1("loads", (json,))?.unbind())
+    }
+
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (texts, labels, *, valid_texts=None, valid_labels=None, add_labels=false, progress=None,
                         **options))]

@@ -61,3 +61,59 @@ def test_train_refuses_an_output_path_it_could_not_write_before_training(tmp_pat
     # save() follows the same rule.
     with pytest.raises(ValueError, match="it is a file, not a directory"):
         xinsheng.Classifier.load().save(existing)
+
+
+def stub_keywords(*path):
+    """The keyword-only parameters of a function in ``_native.pyi``, with their literal defaults."""
+    import ast
+
+    tree = ast.parse((ROOT / "crates" / "xinsheng-py" / "python" / "xinsheng" / "_native.pyi").read_text("utf-8"))
+    scope = tree.body
+    for name in path[:-1]:
+        scope = next(n for n in scope if isinstance(n, ast.ClassDef) and n.name == name).body
+    fn = next(n for n in scope if isinstance(n, ast.FunctionDef) and n.name == path[-1])
+    return {a.arg: ast.literal_eval(d) for a, d in zip(fn.args.kwonlyargs, fn.args.kw_defaults)}
+
+
+@pytest.mark.parametrize(
+    "path,defaults,own",
+    [
+        (("train",), xinsheng._native.train_defaults, {"valid", "teacher", "precision", "progress"}),
+        (("Classifier", "finetune"), xinsheng._native.finetune_defaults,
+         {"valid_texts", "valid_labels", "add_labels", "progress"}),
+    ],
+    ids=["train", "finetune"],
+)
+def test_the_stubs_list_every_core_option_with_its_default(path, defaults, own):
+    # The options are the core's schema; the stub documents them and must follow it.
+    stub = {k: v for k, v in stub_keywords(*path).items() if k not in own}
+    core = defaults()
+    assert sorted(stub) == sorted(core)
+    for name, value in core.items():
+        # An empty default (no label map) is written None in the stub.
+        assert stub[name] == (None if value == "" else value), name
+
+
+def test_unknown_options_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"unknown training option 'hiden' \(expected arch, batch_size, "):
+        xinsheng.train(TINY, hiden=3)
+    clf = xinsheng.Classifier.load()
+    with pytest.raises(ValueError, match=r"unknown fine-tuning option 'epoch' \(expected batch_size, epochs, "):
+        clf.finetune(["好"], ["positive"], epoch=1)
+    with pytest.raises(ValueError, match=r"training option 'hidden': invalid type: string \"x\""):
+        xinsheng.train(TINY, hidden="x")
+
+
+def test_evaluate_gives_the_clis_eval_figures():
+    import csv
+    import json
+
+    with open(TINY, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    clf = xinsheng.Classifier.load()
+    mine = clf.evaluate([r["text"] for r in rows], [r["label"] for r in rows])
+    done = subprocess.run([cli_binary(), "eval", "--data", str(TINY), "--json"], capture_output=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert mine == json.loads(done.stdout)
+    with pytest.raises(ValueError, match="unknown label 'meh'"):
+        clf.evaluate(["好", "坏"], ["positive", "meh"])

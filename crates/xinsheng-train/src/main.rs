@@ -206,7 +206,7 @@ struct TrainArgs {
     /// `mean-max-last` adds each direction's final state (helps verdicts at the end of long texts)
     #[arg(long, default_value_t = TrainSpec::default().pooling, value_parser = choice::<Pooling>())]
     pooling: Pooling,
-    /// Teacher probabilities to distil (repeatable): .tsv or .csv with `text` and one `p_LABEL`
+    /// Teacher probabilities to distil (repeatable): .tsv, .csv or .jsonl with a text column and one `p_LABEL`
     /// column per label (`p_positive` alone for two labels). Rows whose text is a training
     /// text add the teacher term to that example; other rows (e.g. an augmented transfer set)
     /// are trained on the teacher term alone; validation texts are skipped. See scripts/teacher
@@ -453,14 +453,8 @@ fn train(args: TrainArgs) -> Result<()> {
 fn eval(args: EvalArgs) -> Result<()> {
     let bundle = load_bundle(&args.model)?;
     let data = load_data(&args.data, &args.read)?;
-    let name = args.data.display().to_string();
-    data.check_labels(&name, &bundle.manifest.labels)?;
-    let labels = bundle.manifest.labels.clone();
-    let device = device();
-    let classifier = Classifier::new(bundle, device.clone());
-    let encode = |t: &str| classifier.encode(t);
-    let set = Encoded::new(&encode, &labels, &data.examples, &name)?;
-    let metrics = Metrics::over_data_labels(&labels, &set.labels, &classifier.probabilities_of(&set.ids));
+    let classifier = Classifier::new(bundle, device());
+    let metrics = recipe::evaluate(&classifier, &args.data.display().to_string(), &data)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&metrics)?)?;

@@ -1,7 +1,7 @@
 """Types and documentation of the compiled core (``xinsheng._native``)."""
 
 from os import PathLike
-from typing import Callable, NotRequired, Optional, Sequence, TypedDict, Union
+from typing import Any, Callable, Literal, NotRequired, Optional, Sequence, TypedDict, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -100,26 +100,34 @@ class Classifier:
     def explain(self, text: str) -> Explanation:
         """The prediction for ``text`` and each token's weight for the predicted label."""
 
+    def evaluate(self, texts: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+        """The model's figures on labelled texts, as ``xinsheng eval --json`` prints them (the
+        core's one evaluation): ``accuracy``, ``macro_f1``, ``ece``, ``per_class``,
+        ``confusion`` and, when the labels use fewer classes than the model knows,
+        ``data_labels``. Raises ``ValueError`` for a label the model lacks (naming its
+        position, 1-based) or no texts."""
+
     def finetune(
         self,
         texts: Sequence[str],
         labels: Sequence[str],
         *,
-        epochs: Optional[int] = None,
-        lr: Optional[float] = None,
-        batch_size: Optional[int] = None,
-        patience: Optional[int] = None,
-        seed: Optional[int] = None,
-        freeze: str = "none",
         valid_texts: Optional[Sequence[str]] = None,
         valid_labels: Optional[Sequence[str]] = None,
         add_labels: bool = False,
         progress: Optional[Callable[[Progress], None]] = None,
+        epochs: int = 8,
+        lr: float = 0.002,
+        batch_size: int = 16,
+        patience: int = 3,
+        seed: int = 42,
+        freeze: Literal["none", "embedding", "encoder"] = "none",
     ) -> Finetuned:
-        """Continues training on labelled examples, in place, as ``xinsheng finetune`` does
-        (defaults, the CLI's and the browser's: epochs 8, lr 2e-3, batch_size 16, patience 3, seed 42). ``freeze`` is
-        ``"none"``, ``"embedding"`` or ``"encoder"`` (only the head learns). With validation
-        examples the best epoch is kept and the temperature refitted.
+        """Continues training on labelled examples, in place, as ``xinsheng finetune`` does,
+        with the core's options and defaults (the CLI's and the browser's; ``finetune_defaults()``
+        lists them; ``None`` keeps a default). ``freeze`` is ``"none"``, ``"embedding"`` or
+        ``"encoder"`` (only the head learns). With validation examples the best epoch is kept
+        and the temperature refitted. An unknown option raises ``ValueError`` naming it.
 
         A label the model lacks raises ``ValueError`` unless ``add_labels=True`` (then it becomes
         a new class); so does a label differing from a known one only by case or width
@@ -139,41 +147,40 @@ def train(
     *,
     valid: Union[_Path, Sequence[_Path], None] = None,
     teacher: Sequence[_Path] = (),
-    arch: Optional[str] = None,
-    bidirectional: Optional[bool] = None,
-    tokenizer: Optional[str] = None,
-    embed_dim: Optional[int] = None,
-    hidden: Optional[int] = None,
-    layers: Optional[int] = None,
-    dropout: Optional[float] = None,
-    max_len: Optional[int] = None,
-    vocab_size: Optional[int] = None,
-    bigrams: Optional[int] = None,
-    bigram_dim: Optional[int] = None,
-    min_freq: Optional[int] = None,
-    epochs: Optional[int] = None,
-    pretrain_epochs: Optional[int] = None,
-    lm_vocab: Optional[int] = None,
-    batch_size: Optional[int] = None,
-    lr: Optional[float] = None,
-    patience: Optional[int] = None,
-    seed: Optional[int] = None,
-    pooling: Optional[str] = None,
+    precision: Literal["f16", "f32"] = "f16",
+    progress: Optional[Callable[[Progress], None]] = None,
+    arch: Literal["rnn", "lstm", "gru"] = "lstm",
+    bidirectional: bool = False,
+    tokenizer: Literal["char", "word"] = "char",
+    embed_dim: int = 128,
+    hidden: int = 128,
+    layers: int = 1,
+    dropout: float = 0.3,
+    max_len: int = 160,
+    vocab_size: int = 6000,
+    bigrams: int = 0,
+    bigram_dim: int = 64,
+    min_freq: int = 2,
+    epochs: int = 10,
+    pretrain_epochs: int = 0,
+    lm_vocab: int = 3000,
+    batch_size: int = 64,
+    lr: float = 0.002,
+    patience: int = 3,
+    seed: int = 42,
+    pooling: Literal["mean-max", "mean-max-last"] = "mean-max",
     distill_weight: Optional[float] = None,
     temperature: Optional[float] = None,
-    precision: str = "f16",
     encoding: str = "auto",
-    format: Optional[str] = None,
+    format: Optional[Literal["txt", "tsv", "csv", "jsonl"]] = None,
     text_column: Optional[str] = None,
     label_column: Optional[str] = None,
     label_map: Optional[str] = None,
-    progress: Optional[Callable[[Progress], None]] = None,
 ) -> Classifier:
-    """Trains a model as ``xinsheng train`` does, with the same options and defaults (``None``
-    takes the CLI's default: arch ``"lstm"``, tokenizer ``"char"``, embed_dim 128, hidden 128,
-    layers 1, dropout 0.3, max_len 160, vocab_size 6000, min_freq 2, epochs 10, batch_size 64,
-    lr 2e-3, patience 3, seed 42, pooling ``"mean-max"``), and returns the trained classifier;
-    with ``out`` the bundle is also written there.
+    """Trains a model as ``xinsheng train`` does, with the same options and defaults (the
+    core's, listed by ``train_defaults()``; ``None`` keeps a default), and returns the trained
+    classifier; with ``out`` the bundle is also written there. An unknown option raises
+    ``ValueError`` naming it and listing the others.
 
     ``data`` is one labelled file or several (.tsv, .csv, .jsonl with a text and a label
     column; ``format`` — ``"tsv"``, ``"csv"`` or ``"jsonl"`` — reads files whose extension
@@ -185,3 +192,11 @@ def train(
     train (an ``lr`` that is not a finite number above 0, ``epochs`` 0 …) and an ``out`` that
     cannot be written (as for ``Classifier.save``), both checked before the first epoch, in
     the CLI's words."""
+
+def train_defaults() -> dict[str, Any]:
+    """``train``'s options and their defaults, the core's (what ``xinsheng train --help``
+    shows), without the file lists ``data``, ``valid`` and ``teacher``."""
+
+def finetune_defaults() -> dict[str, Any]:
+    """``Classifier.finetune``'s options and their defaults, the core's (the CLI's and the
+    browser's)."""
