@@ -6,6 +6,14 @@
 //
 // The model runs in WebAssembly (Rust + burn) inside a dedicated Web Worker, so the page stays
 // responsive while it works; every method returns a promise. See README.md for the whole API.
+//
+// The library is this file (the public API), rpc.js (the protocol to an engine host), pool.js
+// (the page's hosts), engine.js / engine-worker.js (the host), widget.js (the embeddable
+// widget, with its own strings) and idb.js; none of them imports anything from app/, the demo.
+
+import { defaultWorkers, engine, helperHosts, hostCount, maxWorkers, releaseHelper, useHelper } from './pool.js';
+
+export { defaultWorkers };
 
 const here = new URL('.', import.meta.url);
 /** The model shipped with the build. */
@@ -18,192 +26,12 @@ export const DEFAULT_MODEL_URL = new URL('models/default/model.bpk', here).href;
 const CHUNK = 256;
 
 /**
- * Engines a CPU classifier spreads `classify` over by default: one per core the page leaves
- * free (`navigator.hardwareConcurrency - 1`), at least one.
- */
-export function defaultWorkers() {
-  return Math.max(1, (globalThis.navigator?.hardwareConcurrency ?? 2) - 1);
-}
-
-/** The most engines a classifier uses: one per core (more would only share the cores). */
-function maxWorkers() {
-  return Math.max(1, globalThis.navigator?.hardwareConcurrency ?? 1);
-}
-
-const messageOf = (e) => (e instanceof Error ? e.message : String(e));
-
-/** The engine host stopped (its WebGPU device was lost, or its worker died); `Classifier.load` starts a new one. */
-function lostError(reason) {
-  const error = new Error(`${reason}: load the classifier again (it falls back to the CPU if WebGPU stays unavailable)`);
-  error.name = 'EngineLostError';
-  return error;
-}
-
-/** The engine host, in a worker when one can start, else on this thread (same code, same protocol). */
-class Remote {
-  #send = null; // (message, transfer) => void, once started
-  #started;
-  #worker = null;
-  /** Set when the host can no longer be used, to the reason. */
-  failed = null;
-  #calls = new Map(); // id → { resolve, reject, onEvent }
-  #nextId = 1;
-  /** Where the engine runs: 'worker' or 'main thread', with why when it is the latter. */
-  where = 'worker';
-
-  /** `inPage`: when no worker can start, run the engine on this thread (else fail). */
-  constructor({ inPage = true } = {}) {
-    this.#started = this.#startWorker().catch((reason) => {
-      if (inPage) return this.#startInPage(reason);
-      this.failed = messageOf(reason);
-    });
-  }
-
-  #startWorker() {
-    return new Promise((resolve, reject) => {
-      let worker;
-      try {
-        worker = new Worker(new URL('engine-worker.js', here), { type: 'module', name: 'xinsheng-engine' });
-      } catch (e) {
-        reject(e);
-        return;
-      }
-      let ready = false;
-      this.#worker = worker;
-      worker.addEventListener('message', (event) => {
-        if (event.data?.kind === 'ready') {
-          ready = true;
-          this.#send = (message, transfer) => worker.postMessage(message, transfer);
-          resolve();
-        } else this.#receive(event.data);
-      });
-      worker.addEventListener('error', (event) => {
-        event.preventDefault();
-        const reason = `the engine's worker failed (${event.message || 'it could not start'})`;
-        if (!ready) {
-          reject(new Error(reason));
-          return;
-        }
-        // A dead worker never answers: fail what is pending and everything after.
-        this.terminate(reason);
-      });
-    });
-  }
-
-  async #startInPage(reason) {
-    this.where = `main thread (${messageOf(reason)})`;
-    const { serve } = await import('./engine.js');
-    const receive = serve((message) => this.#receive(message));
-    // Copy as a worker would, so callers see the same semantics on both paths.
-    this.#send = (message) => receive(structuredClone(message));
-  }
-
-  /**
-   * Ends this host (its worker died, its WebGPU device was lost, or it is a pool helper nobody
-   * uses any more): pending and later calls reject with `reason`, and later loads start a
-   * fresh host.
-   */
-  terminate(reason = 'the engine worker was stopped') {
-    this.failed = reason;
-    forget(this);
-    this.#failAll(lostError(reason));
-    this.#worker?.terminate();
-  }
-
-  #receive({ id, kind, value, error, message }) {
-    if (kind === 'failed') {
-      // The host cannot go on (its WebGPU device was lost): later loads get a fresh one.
-      this.terminate(message);
-      return;
-    }
-    const call = this.#calls.get(id);
-    if (!call) return;
-    if (kind === 'event') {
-      call.onEvent?.(value);
-      return;
-    }
-    this.#calls.delete(id);
-    if (kind === 'result') call.resolve(value);
-    else {
-      // A fault with a stable code (the core's file reader) keeps it: `code` and `values`.
-      const coded = error.code ? { code: error.code, values: error.values ?? {} } : {};
-      call.reject(Object.assign(new Error(error.message), { name: error.name }, coded));
-    }
-  }
-
-  #failAll(error) {
-    for (const call of this.#calls.values()) call.reject(error);
-    this.#calls.clear();
-  }
-
-  /** Runs `op` in the engine; `transfer` lists buffers that move instead of being copied. */
-  async call(op, args, { transfer = [], onEvent } = {}) {
-    await this.#started;
-    if (this.failed) throw lostError(this.failed);
-    return new Promise((resolve, reject) => {
-      const id = this.#nextId++;
-      this.#calls.set(id, { resolve, reject, onEvent });
-      try {
-        this.#send({ id, op, args }, transfer);
-      } catch (e) {
-        this.#calls.delete(id);
-        reject(e);
-      }
-    });
-  }
-}
-
-let remote;
-/** The page's one engine host: one wasm instance and one WebGPU device for every classifier. */
-function engine() {
-  remote ??= new Remote();
-  return remote;
-}
-
-/**
- * Extra engine hosts for pooled CPU classify, each a worker with its own wasm instance, shared
- * by every classifier of the page (each loads its model into them). Started on first use.
- */
-const helpers = [];
-function helperHosts(count) {
-  while (helpers.length < count) helpers.push(new Remote({ inPage: false }));
-  return helpers.slice(0, count);
-}
-
-/**
- * Helper host → the classifiers (by a token each, so that this map never keeps a classifier
- * alive) holding a model copy there; a helper none holds is stopped.
- */
-const helperUsers = new Map();
-function useHelper(host, token) {
-  if (!helperUsers.has(host)) helperUsers.set(host, new Set());
-  helperUsers.get(host).add(token);
-}
-function releaseHelper(host, token) {
-  const users = helperUsers.get(host);
-  if (!users?.has(token)) return;
-  users.delete(token);
-  if (!users.size) {
-    helperUsers.delete(host);
-    host.terminate();
-  }
-}
-
-/** Drops a host that can no longer be used, so that later calls start a fresh one. */
-function forget(host) {
-  if (remote === host) remote = undefined;
-  const i = helpers.indexOf(host);
-  if (i >= 0) helpers.splice(i, 1);
-  helperUsers.delete(host);
-}
-
-/**
  * Sizes for leak checks and diagnostics: `{wasmBytes, engines, workers}` (the first engine's
  * WebAssembly memory and the models it holds, and the engine workers running, pool helpers
  * included).
  */
 export async function engineStats() {
-  return { ...(await engine().call('stats', {})), workers: 1 + helpers.length };
+  return { ...(await engine().call('stats', {})), workers: hostCount() };
 }
 
 /** Where the engine runs on this page: 'worker', or 'main thread (why)'. */
@@ -474,16 +302,16 @@ export class Classifier {
    * `xinsheng finetune` and Python's `finetune` (`info.finetune_defaults`: 8 epochs, lr 2e-3,
    * batches of 16, seed 42). The model then records this fine-tune in its manifest's
    * `training`, and its validation `metrics` are cleared (they described the base model).
+   * The options are the core's (`epochs`, `lr`, `batchSize`, `patience`, `seed`, `freeze`:
+   * `info.finetune_defaults` lists them); an unknown one rejects naming it.
    * Resolves to `{epochs, steps, loss, accuracy, labels}`.
    */
-  fineTune(examples, { epochs, lr, batchSize, seed, freeze, onProgress } = {}) {
+  fineTune(examples, { onProgress, ...given } = {}) {
     if (!Array.isArray(examples)) return Promise.reject(new TypeError('fineTune expects [{text, label}]'));
     const unlabelled = examples.findIndex((e) => !e || typeof e.label !== 'string' || e.label.trim() === '');
     if (unlabelled >= 0) return Promise.reject(new Error(`example ${unlabelled + 1} needs a label`));
     const clean = examples.map((e) => ({ text: String(e.text ?? ''), label: e.label }));
-    const options = Object.fromEntries(
-      Object.entries({ epochs, lr, batchSize, seed, freeze }).filter(([, v]) => v !== undefined),
-    );
+    const options = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
     return this.#serial(async () => {
       this.#version++; // even a failed fine-tune may have changed the weights
       const result = await this.#call('fineTune', { examples: clean, options }, { onEvent: onProgress });

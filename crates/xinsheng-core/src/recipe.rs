@@ -48,6 +48,7 @@ pub struct TrainSpec {
     pub embed_dim: usize,
     pub hidden: usize,
     pub layers: usize,
+    #[serde(with = "crate::schema::number")]
     pub dropout: f64,
     /// Tokens kept per text.
     pub max_len: usize,
@@ -63,13 +64,16 @@ pub struct TrainSpec {
     pub pretrain_epochs: usize,
     pub lm_vocab: usize,
     pub batch_size: usize,
+    #[serde(with = "crate::schema::number")]
     pub lr: f64,
     pub patience: usize,
     pub seed: u64,
     pub pooling: Pooling,
     /// α of the teacher term (needs `teacher`); default 0.5.
+    #[serde(with = "crate::schema::number::option")]
     pub distill_weight: Option<f64>,
     /// The distillation temperature T (needs `teacher`); default 1.
+    #[serde(with = "crate::schema::number::option")]
     pub temperature: Option<f64>,
 }
 

@@ -54,6 +54,63 @@ pub trait Choice: Copy + PartialEq + Sized + 'static {
     }
 }
 
+/// Serde for an `f64` option that may be non-finite: JSON has no NaN or infinity (serde_json
+/// writes them as `null`, which [`overlay`] reads as "keep the default"), so a non-finite value
+/// travels as its Rust spelling, the string `"NaN"`, `"inf"` or `"-inf"`, and the core's checks
+/// see the value the user gave (`--lr nan` is refused as NaN, not trained at the default).
+/// Reads a number or a string that `f64::from_str` accepts. Use as
+/// `#[serde(with = "crate::schema::number")]`; [`number::option`] for `Option<f64>`. Drivers
+/// whose values arrive as JSON-like objects (Python's keyword arguments, the browser's option
+/// object) pass non-finite numbers through [`number::spelled`].
+pub mod number {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// A non-finite number as the string the core reads back (`NaN`, `inf`, `-inf`); finite
+    /// numbers as JSON numbers.
+    pub fn spelled(x: f64) -> serde_json::Value {
+        serde_json::Number::from_f64(x)
+            .map_or_else(|| serde_json::Value::String(x.to_string()), serde_json::Value::Number)
+    }
+
+    pub fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if x.is_finite() { s.serialize_f64(*x) } else { s.serialize_str(&x.to_string()) }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Number(f64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Given::deserialize(d).map_err(|_| serde::de::Error::custom("expected a number"))? {
+            Given::Number(x) => Ok(x),
+            Given::Text(t) => {
+                t.trim().parse().map_err(|_| serde::de::Error::custom(format!("expected a number, got '{t}'")))
+            }
+        }
+    }
+
+    /// The same for `Option<f64>` (`null`: none).
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(x: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+            match x {
+                Some(x) => super::serialize(x, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrapped(#[serde(with = "super")] f64);
+            Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(x)| x))
+        }
+    }
+}
+
 /// Implements [`Choice`], `FromStr`, `Display`, `Serialize`, `Deserialize` and an inherent
 /// `name()` for a fieldless enum from its list of names:
 /// `choice!(Arch, "architecture", [Rnn => "rnn", Lstm => "lstm", Gru => "gru"]);`, optionally
@@ -292,6 +349,38 @@ mod tests {
         let out = overlay("options", &defaults(), &object(r#"{"batch_size": 2, "colour": "navy"}"#), Spelling::Snake)
             .unwrap();
         assert_eq!((out.batch_size, out.colour), (2, Colour::DarkBlue));
+    }
+
+    #[test]
+    fn non_finite_numbers_reach_the_checks_instead_of_reading_as_no_value() {
+        use crate::recipe::TrainSpec;
+        // The spelling every driver sends for a non-finite number, and what the core reads back.
+        assert_eq!(number::spelled(f64::NAN), Value::String("NaN".into()));
+        assert_eq!(number::spelled(f64::NEG_INFINITY), Value::String("-inf".into()));
+        assert_eq!(number::spelled(0.5), serde_json::json!(0.5));
+        let spec = TrainSpec { lr: f64::INFINITY, ..TrainSpec::default() };
+        let back: TrainSpec = serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
+        assert_eq!(back.lr, f64::INFINITY);
+        let with_teacher =
+            || TrainSpec { data: vec!["d.tsv".into()], teacher: vec!["t.tsv".into()], ..TrainSpec::default() };
+        let refused = |json: &str| with_teacher().with_options(&object(json), Spelling::Snake).unwrap_err().to_string();
+        assert!(
+            refused(r#"{"lr": "NaN"}"#).ends_with("must be a finite number above 0, got NaN"),
+            "{}",
+            refused(r#"{"lr": "NaN"}"#)
+        );
+        assert!(
+            refused(r#"{"distill_weight": "inf"}"#).contains("got inf"),
+            "{}",
+            refused(r#"{"distill_weight": "inf"}"#)
+        );
+        let err = refused(r#"{"lr": "fast"}"#);
+        assert!(err == "training option 'lr': expected a number, got 'fast'", "{err}");
+        // null still keeps the default, and a number given as a number is read as one.
+        let spec = TrainSpec { data: vec!["d.tsv".into()], ..TrainSpec::default() }
+            .with_options(&object(r#"{"lr": null, "dropout": 0.25}"#), Spelling::Snake)
+            .unwrap();
+        assert_eq!((spec.lr, spec.dropout), (TrainSpec::default().lr, 0.25));
     }
 
     #[test]

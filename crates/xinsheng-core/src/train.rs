@@ -35,6 +35,7 @@ crate::schema::choice!(Freeze, "freeze", [None => "none", Embedding => "embeddin
 pub struct TrainOptions {
     pub epochs: usize,
     pub batch_size: usize,
+    #[serde(with = "crate::schema::number")]
     pub lr: f64,
     pub seed: u64,
     /// Stop after this many epochs without a better validation accuracy.
@@ -97,8 +98,10 @@ impl TrainOptions {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Distillation {
     /// α, the teacher term's weight, in [0, 1].
+    #[serde(with = "crate::schema::number")]
     pub weight: f64,
     /// T, the distillation temperature (> 0): above 1 softens both distributions.
+    #[serde(with = "crate::schema::number")]
     pub temperature: f64,
 }
 

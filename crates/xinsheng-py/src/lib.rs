@@ -15,7 +15,7 @@ use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2};
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{IntoPyDict, PyDict, PyList};
+use pyo3::types::{IntoPyDict, PyDict, PyFloat, PyList};
 use xinsheng_core::bundle::{Bundle, Precision};
 use xinsheng_core::classifier::{Prediction, TokenWeight};
 use xinsheng_core::data::{Dataset, Example};
@@ -48,12 +48,20 @@ fn py_err(e: Error) -> PyErr {
 /// Keyword arguments as the core's options: the names are the core's (`batch_size`), `None`
 /// keeps a default, and the core lays them over its defaults and checks them
 /// ([`xinsheng_core::schema::overlay`]), so no option is mapped here by hand. Values go through
-/// Python's `json` (numbers, strings, booleans, `None`; a `pathlib.Path` as its string).
+/// Python's `json` (numbers, strings, booleans, `None`; a `pathlib.Path` as its string; a
+/// non-finite float as the string the core reads, so `lr=float('nan')` is refused as NaN).
 fn options_of(
     py: Python<'_>,
     kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<serde_json::Map<String, serde_json::Value>> {
     let Some(kwargs) = kwargs else { return Ok(serde_json::Map::new()) };
+    // JSON has no NaN or infinity: those travel as the core reads them (schema::number).
+    let kwargs = kwargs.copy()?;
+    for (key, value) in kwargs.clone().iter() {
+        if let Some(x) = value.cast::<PyFloat>().ok().map(|x| x.value()).filter(|x| !x.is_finite()) {
+            kwargs.set_item(key, x.to_string())?;
+        }
+    }
     let json: String = py
         .import("json")?
         .call_method(

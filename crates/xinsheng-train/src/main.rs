@@ -32,7 +32,7 @@ use xinsheng_core::data::Dataset;
 use xinsheng_core::input::{Encoding, Format, LabelMap, ReadOptions, parse_records, read_records};
 use xinsheng_core::recipe::{self, TrainSpec};
 use xinsheng_core::schema::{Choice, Spelling, overlay};
-use xinsheng_core::train::{Encoded, Event, Freeze};
+use xinsheng_core::train::{Event, Freeze};
 use xinsheng_core::{Arch, Classifier, Metrics, Pooling, TokenizerKind};
 
 #[derive(Parser)]
@@ -164,6 +164,7 @@ struct TrainArgs {
     #[arg(long, default_value_t = TrainSpec::default().layers)]
     layers: usize,
     #[arg(long, default_value_t = TrainSpec::default().dropout)]
+    #[serde(with = "xinsheng_core::schema::number")]
     dropout: f64,
     /// Tokens kept per text (longer texts keep their first and last halves)
     #[arg(long, default_value_t = TrainSpec::default().max_len)]
@@ -192,6 +193,7 @@ struct TrainArgs {
     #[arg(long, default_value_t = TrainSpec::default().batch_size)]
     batch_size: usize,
     #[arg(long, default_value_t = TrainSpec::default().lr)]
+    #[serde(with = "xinsheng_core::schema::number")]
     lr: f64,
     /// Stop after this many epochs without better validation accuracy
     #[arg(long, default_value_t = TrainSpec::default().patience)]
@@ -215,11 +217,13 @@ struct TrainArgs {
     /// α: weight of the teacher term, loss = α·T²·KL(teacher ‖ student) + (1 − α)·cross-entropy
     /// [default: 0.5]
     #[arg(long)]
+    #[serde(with = "xinsheng_core::schema::number::option")]
     distill_weight: Option<f64>,
     /// T: the distillation temperature; teacher and student distributions are both softened by
     /// it in the teacher term (not the calibration temperature, which is fitted on --valid)
     /// [default: 1]
     #[arg(long)]
+    #[serde(with = "xinsheng_core::schema::number::option")]
     temperature: Option<f64>,
     /// Output bundle: a new, empty or model directory (gets model.bpk) or a .bpk file; checked
     /// before training starts (an existing file or a directory of other files is refused)
@@ -308,6 +312,7 @@ struct FinetuneOptions {
     #[arg(long, default_value_t = recipe::finetune_options().epochs)]
     epochs: usize,
     #[arg(long, default_value_t = recipe::finetune_options().lr)]
+    #[serde(with = "xinsheng_core::schema::number")]
     lr: f64,
     #[arg(long, default_value_t = recipe::finetune_options().batch_size)]
     batch_size: usize,

@@ -92,10 +92,42 @@ fn options_object(options: JsValue) -> Result<serde_json::Map<String, serde_json
     if options.is_undefined() || options.is_null() {
         return Ok(serde_json::Map::new());
     }
-    match serde_wasm_bindgen::from_value(options).map_err(|e| e.to_string())? {
+    match json_of(&options)? {
         serde_json::Value::Object(map) => Ok(map),
         other => Err(format!("expected an object of named options, got {other}")),
     }
+}
+
+/// A JavaScript value as JSON, keeping what `JSON.stringify` would lose: a non-finite number
+/// travels as the string the core reads (`NaN`, `inf`; see `schema::number`), so `{lr: NaN}` is
+/// refused as NaN instead of reading as "no value, keep the default".
+fn json_of(value: &JsValue) -> Result<serde_json::Value, String> {
+    use serde_json::Value;
+    Ok(if value.is_undefined() || value.is_null() {
+        Value::Null
+    } else if let Some(b) = value.as_bool() {
+        Value::Bool(b)
+    } else if let Some(x) = value.as_f64() {
+        xinsheng_core::schema::number::spelled(x)
+    } else if let Some(s) = value.as_string() {
+        Value::String(s)
+    } else if js_sys::Array::is_array(value) {
+        Value::Array(js_sys::Array::from(value).iter().map(|v| json_of(&v)).collect::<Result<_, _>>()?)
+    } else if value.is_object() && !value.is_function() {
+        let mut map = serde_json::Map::new();
+        for entry in js_sys::Object::entries(value.unchecked_ref()).iter() {
+            let entry = js_sys::Array::from(&entry);
+            let key = entry.get(0).as_string().unwrap_or_default();
+            let value = json_of(&entry.get(1)).map_err(|e| format!("{key}: {e}"))?;
+            map.insert(key, value);
+        }
+        Value::Object(map)
+    } else {
+        return Err(format!(
+            "expected numbers, strings, booleans, arrays or objects, got {}",
+            value.js_typeof().as_string().unwrap_or_default()
+        ));
+    })
 }
 
 /// The core's error as a JS `Error`: `message` is the core's (English) message; when the error
