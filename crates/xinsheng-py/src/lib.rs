@@ -373,6 +373,9 @@ fn paired(texts_name: &str, labels_name: &str, texts: Vec<String>, labels: Vec<S
     Ok(texts.into_iter().zip(labels).map(|(text, label)| Example { label, text }).collect())
 }
 
+// The arguments are Python's signature (pyo3 maps one parameter to each); the training options
+// themselves arrive together in `options`.
+#[allow(clippy::too_many_arguments)]
 #[pyfunction]
 #[pyo3(signature = (data, out=None, *, valid=None, teacher=Vec::new(), precision="f16", progress=None, **options))]
 fn train(
