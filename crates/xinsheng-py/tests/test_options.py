@@ -78,8 +78,8 @@ def stub_keywords(*path):
 @pytest.mark.parametrize(
     "path,defaults,own",
     [
-        (("train",), xinsheng._native.train_defaults, {"valid", "teacher", "precision", "progress"}),
-        (("Classifier", "finetune"), xinsheng._native.finetune_defaults,
+        (("train",), xinsheng.train_defaults, {"valid", "teacher", "precision", "progress"}),
+        (("Classifier", "finetune"), xinsheng.finetune_defaults,
          {"valid_texts", "valid_labels", "add_labels", "progress"}),
     ],
     ids=["train", "finetune"],
