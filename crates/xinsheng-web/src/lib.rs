@@ -108,7 +108,13 @@ fn json_of(value: &JsValue) -> Result<serde_json::Value, String> {
     } else if let Some(b) = value.as_bool() {
         Value::Bool(b)
     } else if let Some(x) = value.as_f64() {
-        xinsheng_core::schema::number::spelled(x)
+        // JavaScript has one number type: an integral value is an integer (`epochs: 3`).
+        const SAFE: f64 = 9_007_199_254_740_991.0;
+        if x.fract() == 0.0 && x.abs() <= SAFE {
+            Value::from(x as i64)
+        } else {
+            xinsheng_core::schema::number::spelled(x)
+        }
     } else if let Some(s) = value.as_string() {
         Value::String(s)
     } else if js_sys::Array::is_array(value) {
