@@ -1,7 +1,7 @@
 //! The recurrent cell kinds. Its own module, below both the model and the fused recurrence
 //! that need it, so neither imports the other for it.
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Arch {
     Rnn,
     #[default]

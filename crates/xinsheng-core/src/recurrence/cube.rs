@@ -21,15 +21,6 @@ use crate::arch::Arch;
 /// Units per cube: WebGPU guarantees 256 invocations per workgroup.
 const MAX_UNITS: u32 = 256;
 
-/// The kernels' compile-time name for `arch` (0 RNN, 1 GRU, 2 LSTM).
-fn code(arch: Arch) -> u32 {
-    match arch {
-        Arch::Rnn => 0,
-        Arch::Gru => 1,
-        Arch::Lstm => 2,
-    }
-}
-
 /// The packed row of step-and-sequence `at`; row 0 for padding (whose results are masked out).
 #[cube]
 fn packed_row<F: Float>(rows: &Tensor<F>, at: usize) -> usize {
@@ -46,6 +37,75 @@ fn sigmoid<F: Float>(x: F) -> F {
     F::new(1.0) / (F::new(1.0) + (F::new(0.0) - x).exp())
 }
 
+/// One hidden unit `j`'s step of `arch`'s cell, the arithmetic both forward kernels share: the
+/// unit's gates from its input projections (`x_proj[x + k·hidden + j]` for gate `k`) and hidden
+/// projections (`hp[at + k·stride]`), in the module's gate order. Returns the new state and cell
+/// (the cell is the LSTM's; the other cells pass `c_old` through), both kept at `h_old` /
+/// `c_old` where `m` is 0 (a padded step). When `write`, the step's cache row (`cached`, the
+/// values [`cache_width`] counts) is filled for the backward pass.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+// Every arm sets `h_new`; a kernel variable needs a value where it is declared.
+#[allow(unused_assignments)]
+fn cell<F: Float>(
+    x_proj: &Tensor<F>,
+    x: usize,
+    j: usize,
+    hp: &[F],
+    at: usize,
+    stride: usize,
+    h_old: F,
+    c_old: F,
+    m: F,
+    cache: &mut Tensor<F>,
+    cached: usize,
+    write: bool,
+    #[comptime] arch: Arch,
+    #[comptime] hidden: usize,
+) -> (F, F) {
+    let mut h_new = h_old;
+    let mut c_new = c_old;
+    #[comptime]
+    match arch {
+        Arch::Rnn => {
+            h_new = (x_proj[x + j] + hp[at]).tanh();
+            if write {
+                cache[cached + j] = h_new;
+            }
+        }
+        Arch::Gru => {
+            let r = sigmoid::<F>(x_proj[x + j] + hp[at]);
+            let z = sigmoid::<F>(x_proj[x + hidden + j] + hp[at + stride]);
+            let hn = hp[at + 2 * stride];
+            let n = (x_proj[x + 2 * hidden + j] + r * hn).tanh();
+            h_new = n + z * (h_old - n);
+            if write {
+                cache[cached + j] = r;
+                cache[cached + hidden + j] = z;
+                cache[cached + 2 * hidden + j] = n;
+                cache[cached + 3 * hidden + j] = hn;
+            }
+        }
+        Arch::Lstm => {
+            let i = sigmoid::<F>(x_proj[x + j] + hp[at]);
+            let f = sigmoid::<F>(x_proj[x + hidden + j] + hp[at + stride]);
+            let gg = (x_proj[x + 2 * hidden + j] + hp[at + 2 * stride]).tanh();
+            let o = sigmoid::<F>(x_proj[x + 3 * hidden + j] + hp[at + 3 * stride]);
+            c_new = f * c_old + i * gg;
+            h_new = o * c_new.tanh();
+            if write {
+                cache[cached + j] = i;
+                cache[cached + hidden + j] = f;
+                cache[cached + 2 * hidden + j] = gg;
+                cache[cached + 3 * hidden + j] = o;
+                cache[cached + 4 * hidden + j] = c_new;
+                cache[cached + 5 * hidden + j] = c_old;
+            }
+        }
+    }
+    (h_old + (h_new - h_old) * m, c_old + (c_new - c_old) * m)
+}
+
 /// One sequence (`CUBE_POS_X`) through every step. Padded steps (row −1) compute on row 0 and
 /// are masked out, so that every barrier stays in uniform control flow.
 #[cube(launch)]
@@ -59,7 +119,7 @@ fn forward_kernel<F: Float>(
     cache: &mut Tensor<F>,   // [real, cache] (one unused row when not caching)
     reverse: u32,
     write_cache: u32,
-    #[comptime] arch: u32,
+    #[comptime] arch: Arch,
     #[comptime] hidden: usize,
     #[comptime] gates: usize,
     #[define(F)] _dtype: ElemType,
@@ -107,46 +167,12 @@ fn forward_kernel<F: Float>(
         let cached = row * cache_w;
         let mut j = UNIT_POS_X as usize;
         while j < hidden {
-            let h_old = h[j];
-            if comptime!(arch == 0) {
-                let h_new = (x_proj[x + j] + hp[j]).tanh();
-                h[j] = h_old + (h_new - h_old) * m;
-                if real && write_cache == 1 {
-                    cache[cached + j] = h_new;
-                }
-            } else if comptime!(arch == 1) {
-                let r = sigmoid::<F>(x_proj[x + j] + hp[j]);
-                let z = sigmoid::<F>(x_proj[x + hidden + j] + hp[hidden + j]);
-                let hn = hp[2 * hidden + j];
-                let n = (x_proj[x + 2 * hidden + j] + r * hn).tanh();
-                let h_new = n + z * (h_old - n);
-                h[j] = h_old + (h_new - h_old) * m;
-                if real && write_cache == 1 {
-                    cache[cached + j] = r;
-                    cache[cached + hidden + j] = z;
-                    cache[cached + 2 * hidden + j] = n;
-                    cache[cached + 3 * hidden + j] = hn;
-                }
-            } else {
-                let i = sigmoid::<F>(x_proj[x + j] + hp[j]);
-                let f = sigmoid::<F>(x_proj[x + hidden + j] + hp[hidden + j]);
-                let gg = (x_proj[x + 2 * hidden + j] + hp[2 * hidden + j]).tanh();
-                let o = sigmoid::<F>(x_proj[x + 3 * hidden + j] + hp[3 * hidden + j]);
-                let c_old = c[j];
-                let c_new = f * c_old + i * gg;
-                let h_new = o * c_new.tanh();
-                c[j] = c_old + (c_new - c_old) * m;
-                h[j] = h_old + (h_new - h_old) * m;
-                if real && write_cache == 1 {
-                    cache[cached + j] = i;
-                    cache[cached + hidden + j] = f;
-                    cache[cached + 2 * hidden + j] = gg;
-                    cache[cached + 3 * hidden + j] = o;
-                    cache[cached + 4 * hidden + j] = c_new;
-                    cache[cached + 5 * hidden + j] = c_old;
-                }
-            }
-            outputs[(t * batch + s) * hidden + j] = h[j];
+            let write = real && write_cache == 1;
+            let (h_new, c_new) =
+                cell::<F>(x_proj, x, j, hp.as_slice(), j, hidden, h[j], c[j], m, cache, cached, write, arch, hidden);
+            h[j] = h_new;
+            c[j] = c_new;
+            outputs[(t * batch + s) * hidden + j] = h_new;
             j += units;
         }
         sync_cube();
@@ -171,7 +197,7 @@ fn forward_tiled_kernel<F: Float>(
     cache: &mut Tensor<F>,   // [real, cache] (one unused row when not caching)
     reverse: u32,
     write_cache: u32,
-    #[comptime] arch: u32,
+    #[comptime] arch: Arch,
     #[comptime] hidden: usize,
     #[comptime] gates: usize,
     #[comptime] tile: usize,
@@ -258,45 +284,25 @@ fn forward_tiled_kernel<F: Float>(
             let m = F::cast_from(real as u32);
             let x = row * width;
             let cached = row * cache_w;
-            let h_old = h[r * hidden + j];
-            if comptime!(arch == 0) {
-                let h_new = (x_proj[x + j] + hp[r]).tanh();
-                h[r * hidden + j] = h_old + (h_new - h_old) * m;
-                if real && write_cache == 1 {
-                    cache[cached + j] = h_new;
-                }
-            } else if comptime!(arch == 1) {
-                let rg = sigmoid::<F>(x_proj[x + j] + hp[r]);
-                let z = sigmoid::<F>(x_proj[x + hidden + j] + hp[tile + r]);
-                let hn = hp[2 * tile + r];
-                let n = (x_proj[x + 2 * hidden + j] + rg * hn).tanh();
-                let h_new = n + z * (h_old - n);
-                h[r * hidden + j] = h_old + (h_new - h_old) * m;
-                if real && write_cache == 1 {
-                    cache[cached + j] = rg;
-                    cache[cached + hidden + j] = z;
-                    cache[cached + 2 * hidden + j] = n;
-                    cache[cached + 3 * hidden + j] = hn;
-                }
-            } else {
-                let i = sigmoid::<F>(x_proj[x + j] + hp[r]);
-                let f = sigmoid::<F>(x_proj[x + hidden + j] + hp[tile + r]);
-                let gg = (x_proj[x + 2 * hidden + j] + hp[2 * tile + r]).tanh();
-                let o = sigmoid::<F>(x_proj[x + 3 * hidden + j] + hp[3 * tile + r]);
-                let c_old = c[r];
-                let c_new = f * c_old + i * gg;
-                let h_new = o * c_new.tanh();
-                c[r] = c_old + (c_new - c_old) * m;
-                h[r * hidden + j] = h_old + (h_new - h_old) * m;
-                if real && write_cache == 1 {
-                    cache[cached + j] = i;
-                    cache[cached + hidden + j] = f;
-                    cache[cached + 2 * hidden + j] = gg;
-                    cache[cached + 3 * hidden + j] = o;
-                    cache[cached + 4 * hidden + j] = c_new;
-                    cache[cached + 5 * hidden + j] = c_old;
-                }
-            }
+            let write = real && write_cache == 1;
+            let (h_new, c_new) = cell::<F>(
+                x_proj,
+                x,
+                j,
+                hp.as_slice(),
+                r,
+                tile,
+                h[r * hidden + j],
+                c[r],
+                m,
+                cache,
+                cached,
+                write,
+                arch,
+                hidden,
+            );
+            h[r * hidden + j] = h_new;
+            c[r] = c_new;
             if in_batch {
                 outputs[(t * batch + s) * hidden + j] = h[r * hidden + j];
             }
@@ -320,7 +326,7 @@ fn backward_kernel<F: Float>(
     d_hp: &mut Tensor<F>,   // [real, gates·hidden]
     h_prev: &mut Tensor<F>, // [real, hidden]
     reverse: u32,
-    #[comptime] arch: u32,
+    #[comptime] arch: Arch,
     #[comptime] hidden: usize,
     #[comptime] gates: usize,
     #[define(F)] _dtype: ElemType,
@@ -374,10 +380,10 @@ fn backward_kernel<F: Float>(
             if has_prev {
                 h_before = outputs[(prev * batch + s) * hidden + j];
             }
-            if comptime!(arch == 0) {
+            if comptime!(arch == Arch::Rnn) {
                 let h_new = cache[cached + j];
                 dhp[j] = dh_new * (F::new(1.0) - h_new * h_new);
-            } else if comptime!(arch == 1) {
+            } else if comptime!(arch == Arch::Gru) {
                 let r = cache[cached + j];
                 let z = cache[cached + hidden + j];
                 let n = cache[cached + 2 * hidden + j];
@@ -422,7 +428,7 @@ fn backward_kernel<F: Float>(
             if real {
                 d_hp[x + g] = dhp[g];
                 // Input and hidden projections share gate gradients, but for the GRU candidate.
-                let shared_gradient = comptime!(arch != 1) || g < 2 * hidden;
+                let shared_gradient = comptime!(arch != Arch::Gru) || g < 2 * hidden;
                 if shared_gradient {
                     d_x[x + g] = dhp[g];
                 }
@@ -719,7 +725,7 @@ fn forward(
             cache.clone().into_tensor_arg(),
             reverse as u32,
             with_cache as u32,
-            code(arch),
+            arch,
             hidden,
             arch.gates(),
             tile,
@@ -738,7 +744,7 @@ fn forward(
             cache.clone().into_tensor_arg(),
             reverse as u32,
             with_cache as u32,
-            code(arch),
+            arch,
             hidden,
             arch.gates(),
             dtype_to_storage_type(dtype),
@@ -806,7 +812,7 @@ impl RecurrenceBackend for Cube {
                 d_hp.clone().into_tensor_arg(),
                 h_prev.clone().into_tensor_arg(),
                 reverse as u32,
-                code(arch),
+                arch,
                 hidden,
                 arch.gates(),
                 dtype_to_storage_type(dtype),
