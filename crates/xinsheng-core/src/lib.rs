@@ -6,12 +6,14 @@
 //!   [`vocab`] (token ids);
 //! - the model: [`arch`] (the recurrent cell kinds), [`recurrence`] (the fused recurrence and its
 //!   CPU/WebGPU kernels), [`model`] (embedding → recurrence → pooling → head, batching);
-//! - scores: [`classifier`] (probabilities at the calibration temperature, labels, explanations),
+//! - scores: [`scores`] (burn-free: argmax with one tie rule, softmax at a temperature),
+//!   [`classifier`] (probabilities at the calibration temperature, labels, explanations),
 //!   [`metrics`] (accuracy, macro-F1, confusion, figures on the data's own labels),
 //!   [`calibration`] (temperature fitting, ECE);
 //! - storage: [`bundle`] (the `.bpk` format and its manifest);
-//! - learning: [`train`] (the fit loop, distillation, fine-tuning), [`recipe`] (`train` and
-//!   `finetune` as every driver calls them: read, check, fit, calibrate, record);
+//! - learning: [`train`] (the encoded dataset, the loss with distillation, the fit loop as a
+//!   resumable session, pretraining), [`recipe`] (`train`, `finetune` and `evaluate` as every
+//!   driver calls them: read, check, fit, calibrate, record);
 //! - shared: [`error`], [`rng`], [`schema`] (named choices and option sets: one list of
 //!   names, one way to lay a driver's options over the defaults).
 
