@@ -57,6 +57,12 @@ export function labelName(label) {
   return LABEL_NAMES[lang][label] ?? label;
 }
 
+/**
+ * How a model version is shown: the shipped model (key null), else 微调 N / fine-tune N. Versions
+ * saved by the first page have no `n`, only a `name` such as 'fine-tune 2'.
+ */
+export const versionName = (v) => (v.key === null ? t('shippedModel') : t('versionName', { n: v.n ?? v.name?.match(/\d+/)?.[0] ?? '?' }));
+
 /** Fills every `data-i18n` (text), `data-i18n-placeholder` and `data-i18n-aria-label` element. */
 export function translate(root = document) {
   document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';

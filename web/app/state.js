@@ -8,7 +8,7 @@ export const state = {
   byText: new Map(), // text → correction, rebuilt with indexCorrections()
   extraLabels: [], // labels added by hand, e.g. 一般, until the model learns them
   history: [], // corrections before each change, for undo
-  versions: [], // { key, name, createdAt, labels, corrections, heldout }
+  versions: [], // { key, n, base, createdAt, labels, corrections, heldout, unsaved? }, made by addVersion (versions.js)
   current: null, // key of the model in use; null = shipped
   correctionsAtLastTune: 0,
   busy: false,
@@ -37,4 +37,9 @@ export function allLabels() {
 export function marginOf(prediction) {
   const [first = 0, second = 0] = Object.values(prediction.probs).sort((a, b) => b - a);
   return first - second;
+}
+
+/** A row of `state.rows`: review `index` of the batch, its text and prediction, not yet explained. */
+export function toRow(text, prediction, index) {
+  return { index, text, prediction, margin: marginOf(prediction), tokens: null };
 }
