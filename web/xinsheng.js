@@ -54,6 +54,47 @@ function checkWorkers(workers) {
   throw new RangeError(`workers must be a whole number ≥ 1 (got ${shown})`);
 }
 
+/** `value` as a message shows it: `the string '/my.bpk'`, `a number (3)`, `an array`. */
+function shown(value) {
+  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'number' || typeof value === 'boolean') return `${typeof value === 'number' ? 'a number' : 'a boolean'} (${value})`;
+  if (value === undefined || value === null) return String(value);
+  return `a ${typeof value}`;
+}
+
+/**
+ * The options object of a call, checked: `undefined` is no options; anything but a plain object,
+ * or a name not in `allowed`, is a TypeError that shows the right call (`example`), so that
+ * `Classifier.load('/my.bpk')` or `load({model: …})` does not silently load the shipped model.
+ */
+function optionsOf(call, options, allowed, example) {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== 'object' || Array.isArray(options) || options instanceof Blob) {
+    throw new TypeError(`${call} takes an options object, e.g. ${example} (got ${shown(options)})`);
+  }
+  const unknown = Object.keys(options).find((k) => !allowed.includes(k));
+  if (unknown !== undefined) {
+    throw new TypeError(`${call}: unknown option '${unknown}' (expected ${allowed.join(', ')}), e.g. ${example}`);
+  }
+  return options;
+}
+
+/** A saved model's name, checked: a non-empty string. */
+function nameOf(call, name) {
+  if (typeof name === 'string' && name.trim() !== '') return name;
+  throw new TypeError(`${call} needs the saved model's name, a non-empty string, e.g. ${call.replace('(name)', "('tuned')")} (got ${shown(name)})`);
+}
+
+/** Runs `check` now and turns what it throws into a rejected promise (for promise-returning methods). */
+function checked(check) {
+  try {
+    return { value: check() };
+  } catch (error) {
+    return { error: Promise.reject(error) };
+  }
+}
+
 function abortError(signal) {
   return signal.reason ?? new DOMException('the operation was aborted', 'AbortError');
 }
@@ -70,7 +111,12 @@ function abortError(signal) {
  * 'not-utf8-or-gb18030', …: the core's `error::Code`) and `values` (`{file, line, …}`) let an
  * interface word the fault in its own language.
  */
-export async function readReviews(file, options = {}) {
+export async function readReviews(file, options) {
+  if (!(file instanceof Blob) && !(file && (file.bytes instanceof Uint8Array || file.bytes instanceof ArrayBuffer))) {
+    throw new TypeError(`readReviews expects a File or Blob, or {name, bytes}, e.g. readReviews(input.files[0]) (got ${shown(file)})`);
+  }
+  // The file options are the core's, which refuses unknown ones by name.
+  options = optionsOf('readReviews', options, Object.keys(options ?? {}), "readReviews(file, { format: 'csv' })");
   const name = file.name ?? 'input';
   const bytes = file instanceof Blob ? new Uint8Array(await file.arrayBuffer()) : ownedCopy(file.bytes);
   const clean = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined && v !== ''));
@@ -135,7 +181,9 @@ export class Classifier {
    * how many engines (Web Workers, each with its own copy of the model) `classify` uses; default
    * `defaultWorkers()`, one per core the page leaves free. The answers do not depend on it.
    */
-  static async load({ modelUrl = DEFAULT_MODEL_URL, bytes, backend = 'auto', workers = defaultWorkers() } = {}) {
+  static async load(options) {
+    const given = optionsOf('Classifier.load', options, ['modelUrl', 'bytes', 'backend', 'workers'], "Classifier.load({ modelUrl: '/my.bpk' })");
+    const { modelUrl = DEFAULT_MODEL_URL, bytes, backend = 'auto', workers = defaultWorkers() } = given;
     checkWorkers(workers);
     if (bytes !== undefined) {
       const owned = ownedCopy(bytes);
@@ -149,7 +197,10 @@ export class Classifier {
   }
 
   /** Loads a model saved with `save(name)`; null when there is none under that name. */
-  static async restore(name, { backend = 'auto', modelUrl = DEFAULT_MODEL_URL, workers = defaultWorkers() } = {}) {
+  static async restore(name, options) {
+    nameOf('Classifier.restore(name)', name);
+    const given = optionsOf('Classifier.restore', options, ['backend', 'modelUrl', 'workers'], "Classifier.restore('tuned', { backend: 'cpu' })");
+    const { backend = 'auto', modelUrl = DEFAULT_MODEL_URL, workers = defaultWorkers() } = given;
     checkWorkers(workers);
     const url = new URL(modelUrl, globalThis.document?.baseURI ?? here).href;
     const host = engine();
@@ -159,6 +210,7 @@ export class Classifier {
 
   /** Deletes a model saved with `save(name)`. */
   static async forget(name) {
+    nameOf('Classifier.forget(name)', name);
     await engine().call('forget', { key: name });
   }
 
@@ -232,9 +284,12 @@ export class Classifier {
    * are those of `texts[start…]`, for showing results as they arrive), and aborting `signal` rejects
    * with its reason (an `AbortError` DOMException by default); the classifier stays usable.
    */
-  classify(texts, { onProgress, signal } = {}) {
+  classify(texts, options) {
+    const given = checked(() => optionsOf('classify', options, ['onProgress', 'signal'], "clf.classify(texts, { onProgress, signal })"));
+    if (given.error) return given.error;
+    const { onProgress, signal } = given.value;
     if (typeof texts === 'string') texts = [texts];
-    if (!Array.isArray(texts)) return Promise.reject(new TypeError('classify expects an array of strings'));
+    if (!Array.isArray(texts)) return Promise.reject(new TypeError(`classify expects an array of strings, e.g. clf.classify(['质量很好']) (got ${shown(texts)})`));
     if (signal?.aborted) return Promise.reject(abortError(signal));
     if (this.#handle === null) return Promise.reject(new Error('this classifier was disposed'));
     const strings = texts.map((t) => (t == null ? '' : String(t)));
@@ -306,15 +361,21 @@ export class Classifier {
    * `info.finetune_defaults` lists them); an unknown one rejects naming it.
    * Resolves to `{epochs, steps, loss, accuracy, labels}`.
    */
-  fineTune(examples, { onProgress, ...given } = {}) {
-    if (!Array.isArray(examples)) return Promise.reject(new TypeError('fineTune expects [{text, label}]'));
+  fineTune(examples, options) {
+    // The training options are the core's, which refuses unknown ones by name.
+    const checkedOptions = checked(() => optionsOf('fineTune', options, Object.keys(options ?? {}), "clf.fineTune(examples, { epochs: 8 })"));
+    if (checkedOptions.error) return checkedOptions.error;
+    const { onProgress, ...given } = checkedOptions.value;
+    if (!Array.isArray(examples)) {
+      return Promise.reject(new TypeError(`fineTune expects [{text, label}], e.g. clf.fineTune([{ text: '还行', label: 'positive' }]) (got ${shown(examples)})`));
+    }
     const unlabelled = examples.findIndex((e) => !e || typeof e.label !== 'string' || e.label.trim() === '');
     if (unlabelled >= 0) return Promise.reject(new Error(`example ${unlabelled + 1} needs a label`));
     const clean = examples.map((e) => ({ text: String(e.text ?? ''), label: e.label }));
-    const options = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
+    const training = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
     return this.#serial(async () => {
       this.#version++; // even a failed fine-tune may have changed the weights
-      const result = await this.#call('fineTune', { examples: clean, options }, { onEvent: onProgress });
+      const result = await this.#call('fineTune', { examples: clean, options: training }, { onEvent: onProgress });
       this.#labels = result.labels;
       this.#info = result.info;
       return result.summary;
@@ -322,7 +383,10 @@ export class Classifier {
   }
 
   /** The current model as bundle bytes (Uint8Array) for `Classifier.load({bytes})` or `xinsheng`. */
-  exportModel({ precision = 'f16' } = {}) {
+  exportModel(options) {
+    const given = checked(() => optionsOf('exportModel', options, ['precision'], "clf.exportModel({ precision: 'f32' })"));
+    if (given.error) return given.error;
+    const { precision = 'f16' } = given.value;
     return this.#serial(() => this.#call('exportModel', { precision }));
   }
 
@@ -332,6 +396,8 @@ export class Classifier {
    * a `StorageError` on any other IndexedDB failure.
    */
   save(name) {
+    const given = checked(() => nameOf('save(name)', name));
+    if (given.error) return given.error;
     return this.#serial(() => this.#call('save', { key: name }));
   }
 

@@ -365,3 +365,48 @@ test('fineTune refuses options that cannot train with the core\'s message (the C
     assert.deepEqual(errors, []);
   });
 });
+
+test('calls of the wrong shape are refused with a TypeError that shows the right call, before any work', async () => {
+  await inBrowser({ webgpu: false }, apiPage(), async ({ page, errors }) => {
+    const result = await page.evaluate(async () => {
+      const { Classifier, readReviews } = await import('/xinsheng.js');
+      const refused = async (run) => {
+        try {
+          await run();
+          return 'resolved';
+        } catch (e) {
+          return `${e.name}: ${e.message}`;
+        }
+      };
+      const out = {
+        loadString: await refused(() => Classifier.load('/my.bpk')),
+        loadTypo: await refused(() => Classifier.load({ model: '/my.bpk' })),
+        restoreNoName: await refused(() => Classifier.restore()),
+        readNothing: await refused(() => readReviews('reviews.csv')),
+      };
+      const clf = await Classifier.load({ backend: 'cpu' });
+      out.saveNoName = await refused(() => clf.save());
+      out.saveEmpty = await refused(() => clf.save('  '));
+      out.classifyOptions = await refused(() => clf.classify(['好'], 'fast'));
+      out.classifyTypo = await refused(() => clf.classify(['好'], { onprogress: () => {} }));
+      out.exportTypo = await refused(() => clf.exportModel({ precison: 'f32' }));
+      out.fineTuneString = await refused(() => clf.fineTune('还行'));
+      out.stillWorks = (await clf.classify(['好']))[0].label;
+      return out;
+    });
+    assert.deepEqual(result, {
+      loadString: `TypeError: Classifier.load takes an options object, e.g. Classifier.load({ modelUrl: '/my.bpk' }) (got the string "/my.bpk")`,
+      loadTypo: `TypeError: Classifier.load: unknown option 'model' (expected modelUrl, bytes, backend, workers), e.g. Classifier.load({ modelUrl: '/my.bpk' })`,
+      restoreNoName: `TypeError: Classifier.restore(name) needs the saved model's name, a non-empty string, e.g. Classifier.restore('tuned') (got undefined)`,
+      readNothing: `TypeError: readReviews expects a File or Blob, or {name, bytes}, e.g. readReviews(input.files[0]) (got the string "reviews.csv")`,
+      saveNoName: `TypeError: save(name) needs the saved model's name, a non-empty string, e.g. save('tuned') (got undefined)`,
+      saveEmpty: `TypeError: save(name) needs the saved model's name, a non-empty string, e.g. save('tuned') (got the string "  ")`,
+      classifyOptions: `TypeError: classify takes an options object, e.g. clf.classify(texts, { onProgress, signal }) (got the string "fast")`,
+      classifyTypo: `TypeError: classify: unknown option 'onprogress' (expected onProgress, signal), e.g. clf.classify(texts, { onProgress, signal })`,
+      exportTypo: `TypeError: exportModel: unknown option 'precison' (expected precision), e.g. clf.exportModel({ precision: 'f32' })`,
+      fineTuneString: `TypeError: fineTune expects [{text, label}], e.g. clf.fineTune([{ text: '还行', label: 'positive' }]) (got the string "还行")`,
+      stillWorks: result.stillWorks,
+    });
+    assert.deepEqual(errors, []);
+  });
+});

@@ -449,6 +449,7 @@ fn parse_rows(name: &str, bytes: &[u8], options: &ReadOptions, keep_columns: boo
     if out.records.is_empty() {
         let blank = match out.skipped_blank {
             0 => String::new(),
+            1 => " (1 blank row skipped)".to_string(),
             n => format!(" ({n} blank rows skipped)"),
         };
         return Err(Error::data(name, None, format!("no reviews found: the file has no non-blank text{blank}"))
@@ -779,6 +780,8 @@ mod tests {
         assert_eq!(jsonl.records[0].label.as_deref(), Some("正面"));
         let only_blank = parse_records("f.tsv", b"text\n\n \n", &opts(Format::Tsv)).unwrap_err().to_string();
         assert_eq!(only_blank, "f.tsv: no reviews found: the file has no non-blank text (2 blank rows skipped)");
+        let one_blank = parse_records("f.tsv", b"text\n \n", &opts(Format::Tsv)).unwrap_err().to_string();
+        assert_eq!(one_blank, "f.tsv: no reviews found: the file has no non-blank text (1 blank row skipped)");
         let empty = parse_records("f.txt", b"\n \n", &opts(Format::Txt)).unwrap_err().to_string();
         assert_eq!(empty, "f.txt: the file is empty: expected at least one review");
     }

@@ -48,7 +48,7 @@ enum Command {
     Train(TrainArgs),
     /// Measure a model on labelled data: accuracy, macro-F1, calibration error (ECE), per-class P/R/F1, confusion matrix; on data that uses fewer labels than the model knows (binary reviews, three-label model), also the figures deciding among the data's labels alone and the share called another label
     Eval(EvalArgs),
-    /// Classify texts in a file and/or given as arguments (the file's first), or on standard input (one per line; blank lines are skipped)
+    /// Classify texts in a file and/or given as arguments (the file's first; each argument is one review, an empty one included), or on standard input (one per line; blank lines are skipped, and input without a review is a note, not an error)
     Predict(PredictArgs),
     /// Continue training a model on new labelled data (--add-labels adds new labels as classes)
     Finetune(FinetuneArgs),
@@ -541,30 +541,44 @@ fn predict(args: PredictArgs) -> Result<()> {
         }
         Ok(())
     };
-    // Arguments, a file and standard input all go through the core's one reader: BOM dropped,
-    // encoding detected, blank reviews skipped and counted. The file's reviews come first, then
-    // the arguments'; standard input is read only when there are neither.
-    let mut sources = Vec::new();
+    // A file and standard input go through the core's one reader: BOM dropped, encoding
+    // detected, blank lines skipped and counted; input that holds no review is a note, not an
+    // error (there is nothing to classify). Arguments are reviews as the shell delimited them,
+    // each one answered, an empty one included (as Python's and the page's classify do). The
+    // file's reviews come first, then the arguments'; standard input is read only when there
+    // are neither.
+    let mut texts = Vec::new();
+    let mut skipped_blank = 0;
+    let mut read = |name: &str, records: xinsheng_core::Result<xinsheng_core::input::Records>| -> Result<()> {
+        match records {
+            Ok(records) => {
+                skipped_blank += records.skipped_blank;
+                texts.extend(records.records.into_iter().map(|r| r.text));
+            }
+            Err(e) if e.code().is_some_and(|c| ["empty-file", "empty-table", "no-reviews"].contains(&c.code)) => {
+                eprintln!("note: no review in {name}: nothing to classify");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    };
     if let Some(path) = &args.input {
         let name = path.display().to_string();
         // The core's one rule for names: .tsv/.csv/.jsonl give their text column, .txt and a
         // name without an extension one review per line, any other extension is refused.
-        sources.push(read_records(&name, &args.read.options(None)?)?);
+        read(&name, read_records(&name, &args.read.options(None)?))?;
     }
-    if !args.texts.is_empty() {
-        let options = ReadOptions { format: Some(Format::Txt), encoding: Encoding::Utf8, ..ReadOptions::default() };
-        sources.push(parse_records("arguments", args.texts.join("\n").as_bytes(), &options)?);
-    }
-    if sources.is_empty() {
+    if args.input.is_none() && args.texts.is_empty() {
         let mut bytes = Vec::new();
         std::io::stdin().lock().read_to_end(&mut bytes).context("cannot read standard input")?;
-        sources.push(parse_records("<stdin>", &bytes, &args.read.options(Some(Format::Txt))?)?);
+        read("standard input", parse_records("<stdin>", &bytes, &args.read.options(Some(Format::Txt))?))?;
     }
-    let skipped_blank: usize = sources.iter().map(|r| r.skipped_blank).sum();
-    if skipped_blank > 0 {
-        eprintln!("skipped {skipped_blank} blank reviews");
+    match skipped_blank {
+        0 => {}
+        1 => eprintln!("skipped 1 blank line"),
+        n => eprintln!("skipped {n} blank lines"),
     }
-    let texts: Vec<String> = sources.into_iter().flat_map(|r| r.records).map(|r| r.text).collect();
+    texts.extend(args.texts.iter().cloned());
     // Classify in chunks so that output streams on long inputs.
     for chunk in texts.chunks(256) {
         emit(chunk)?;

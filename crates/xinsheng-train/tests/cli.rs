@@ -80,7 +80,7 @@ fn predict_gives_a_valid_answer_for_any_text() {
     let out = xinsheng(&["predict", "--input", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     // Blank reviews are skipped and counted, as every text source does; every other text gets an answer.
-    assert!(stderr(&out).contains("skipped 2 blank reviews"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("skipped 2 blank lines"), "{}", stderr(&out));
     let lines: Vec<serde_json::Value> =
         String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let texts: Vec<&str> = texts.into_iter().filter(|t| !t.trim().is_empty()).collect();
@@ -117,7 +117,46 @@ fn predict_reads_standard_input_and_files() {
     let out = xinsheng(&["predict", "--input", file.to_str().unwrap()]);
     let texts = field_of_each_line(&out, "text");
     assert_eq!(texts, ["好评", "差评"], "BOM dropped, CRLF handled, blank lines skipped");
-    assert!(stderr(&out).contains("skipped 2 blank reviews"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("skipped 2 blank lines"), "{}", stderr(&out));
+}
+
+#[test]
+fn predict_answers_an_empty_argument_and_notes_input_without_a_review() {
+    let out = xinsheng(&["predict", ""]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(field_of_each_line(&out, "text"), [""], "an explicit empty review gets an answer");
+    for (input, note) in [
+        ("", "note: no review in standard input: nothing to classify\n"),
+        ("\n  \n", "note: no review in standard input: nothing to classify\n"),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xinsheng"))
+            .args(["predict"])
+            .current_dir(repo())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{input:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{input:?}");
+        assert_eq!(stderr(&out), note, "{input:?}");
+    }
+    // A file the same: the note names it, and the arguments are still answered.
+    let dir = tmp("no-review");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("empty.txt");
+    std::fs::write(&file, "").unwrap();
+    let out = xinsheng(&["predict", "--input", file.to_str().unwrap(), "好"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), format!("note: no review in {}: nothing to classify\n", file.display()));
+    assert_eq!(field_of_each_line(&out, "text"), ["好"]);
+    // One blank line skipped among reviews: the singular.
+    std::fs::write(&file, "好\n\n差\n").unwrap();
+    let out = xinsheng(&["predict", "--input", file.to_str().unwrap()]);
+    assert_eq!(stderr(&out), "skipped 1 blank line\n");
 }
 
 #[test]
