@@ -34,3 +34,46 @@ test('the library imports nothing from the demo, and the build ships every modul
   }
   assert.ok(seen >= 8, `only ${seen} imports found: the scan is broken`);
 });
+
+/** The first import cycle among `graph`'s modules (`a → b → a`), or null. */
+function cycleIn(graph) {
+  const state = new Map(); // module → 'open' while on the path, 'done' after
+  const path = [];
+  const visit = (node) => {
+    if (state.get(node) === 'done') return null;
+    if (state.get(node) === 'open') return [...path.slice(path.indexOf(node)), node];
+    state.set(node, 'open');
+    path.push(node);
+    for (const next of graph.get(node) ?? []) {
+      const found = visit(next);
+      if (found) return found;
+    }
+    path.pop();
+    state.set(node, 'done');
+    return null;
+  };
+  for (const node of graph.keys()) {
+    const found = visit(node);
+    if (found) return found;
+  }
+  return null;
+}
+
+test('no import cycle among the library and the demo modules, and nothing imports the demo\'s main.js', () => {
+  const graph = new Map();
+  for (const dir of ['web', 'web/app']) {
+    for (const file of readdirSync(join(root, dir)).filter((f) => f.endsWith('.js'))) {
+      const from = `${dir}/${file}`;
+      const targets = importsOf(read(from))
+        .filter((spec) => spec.startsWith('.') && !spec.endsWith('xinsheng-web.js') && !spec.includes('/vendor/'))
+        .map((spec) => join(dirname(from), spec));
+      graph.set(from, targets);
+    }
+  }
+  assert.ok(graph.size >= 20, `only ${graph.size} modules found`);
+  assert.equal(cycleIn(graph), null);
+  const importers = [...graph].filter(([, targets]) => targets.includes('web/app/main.js')).map(([from]) => from);
+  assert.deepEqual(importers, [], 'main.js wires the page; no module depends on it');
+  // The finder finds a cycle when there is one.
+  assert.deepEqual(cycleIn(new Map([['a', ['b']], ['b', ['c']], ['c', ['a']]])), ['a', 'b', 'c', 'a']);
+});
