@@ -14,12 +14,13 @@
 import init, { Engine, initWebgpu, loadWordDictionary, parseFile } from './xinsheng-web.js';
 import { openDatabase } from './idb.js';
 
-const here = new URL('.', import.meta.url);
+// Every asset is named as `new URL('./file', import.meta.url)`, literally: bundlers (Vite,
+// webpack, Parcel) find and copy assets written so, and unbundled it resolves beside this module.
 
 let wasmReady;
 let wasmMemory = null;
 function loadWasm() {
-  wasmReady ??= init({ module_or_path: new URL('xinsheng-web_bg.wasm', here) }).then((exports) => {
+  wasmReady ??= init({ module_or_path: new URL('./xinsheng-web_bg.wasm', import.meta.url) }).then((exports) => {
     wasmMemory = exports.memory;
     return exports;
   });
@@ -33,7 +34,7 @@ let dictionaryReady;
 /** jieba's dictionary, fetched once and only for word models. */
 function loadDictionary() {
   dictionaryReady ??= (async () => {
-    const url = new URL('jieba-dict.txt', here).href;
+    const url = new URL('./jieba-dict.txt', import.meta.url).href;
     let response;
     try {
       response = await fetch(url);

@@ -4,8 +4,6 @@
 // and `values` when it has them) or streams `event`s, and says `failed` when it cannot go on.
 // Part of the library (see xinsheng.js); nothing here knows the demo.
 
-const here = new URL('.', import.meta.url);
-
 export const messageOf = (e) => (e instanceof Error ? e.message : String(e));
 
 /** The engine host stopped (its WebGPU device was lost, or its worker died); `Classifier.load` starts a new one. */
@@ -42,7 +40,7 @@ export class Remote {
     return new Promise((resolve, reject) => {
       let worker;
       try {
-        worker = new Worker(new URL('engine-worker.js', here), { type: 'module', name: 'xinsheng-engine' });
+        worker = new Worker(new URL('./engine-worker.js', import.meta.url), { type: 'module', name: 'xinsheng-engine' });
       } catch (e) {
         reject(e);
         return;

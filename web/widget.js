@@ -19,7 +19,7 @@
 import { Classifier, DEFAULT_MODEL_URL } from './xinsheng.js';
 import { WIDGET_STRINGS, LABEL_NAMES } from './widget-strings.js';
 
-const STYLESHEET = new URL('widget.css', import.meta.url).href;
+const STYLESHEET = new URL('./widget.css', import.meta.url).href;
 // Widgets on one page that use the same model share one loaded classifier.
 const loaded = new Map();
 
@@ -42,6 +42,21 @@ const constructable =
 let shared = null;
 
 /**
+ * widget.css's text. A bundler may inline the small file as a `data:` URL (Vite does below
+ * 4 kB); that is decoded here, since a host page's CSP `connect-src` may not allow fetching it.
+ */
+async function stylesheetText() {
+  const inlined = STYLESHEET.match(/^data:[^,]*?(;base64)?,(.*)$/s);
+  if (inlined) {
+    if (!inlined[1]) return decodeURIComponent(inlined[2]);
+    return new TextDecoder().decode(Uint8Array.from(atob(inlined[2]), (c) => c.charCodeAt(0)));
+  }
+  const response = await fetch(STYLESHEET);
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  return response.text();
+}
+
+/**
  * The stylesheet every widget on the page adopts: widget.css's text in one constructable
  * stylesheet. A `<link>` from widget.js's origin is blocked by a host page's CSP `style-src
  * 'self'`; an adopted sheet is not. Until the text arrives the widgets stay hidden (no flash of
@@ -53,11 +68,7 @@ function sharedStyles() {
   if (shared) return shared;
   const sheet = new CSSStyleSheet();
   sheet.replaceSync(':host { visibility: hidden; }');
-  const ready = fetch(STYLESHEET)
-    .then((response) => {
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      return response.text();
-    })
+  const ready = stylesheetText()
     .then(
       (text) => sheet.replaceSync(text),
       (e) => {
@@ -71,6 +82,12 @@ function sharedStyles() {
 }
 
 // Attributes and the properties that reflect them (`lang` is HTMLElement's own).
+/**
+ * @typedef {{text: string} & import('./xinsheng.js').Prediction} PredictionDetail `sentiment-prediction`'s detail.
+ * @typedef {{text: string, predicted: string, label: string}} CorrectionDetail `sentiment-correction`'s detail.
+ * @typedef {{message: string}} ErrorDetail `sentiment-error`'s detail.
+ */
+
 const PROPERTIES = { placeholder: 'placeholder', labels: 'labels', 'model-url': 'modelUrl', backend: 'backend' };
 
 class SentimentWidget extends HTMLElement {
@@ -209,7 +226,12 @@ class SentimentWidget extends HTMLElement {
     return classifierFor(new URL(modelUrl, document.baseURI).href, this.getAttribute('backend') || 'auto', options);
   }
 
-  /** Classifies `text`, shows the result and dispatches `sentiment-prediction`. */
+  /**
+   * Classifies `text`, shows the result and dispatches `sentiment-prediction`; on failure shows
+   * the error, dispatches `sentiment-error` and resolves to null.
+   * @param {string} text
+   * @returns {Promise<import('./xinsheng.js').Prediction | null>}
+   */
   async classify(text) {
     const { button, result, fix } = this.#parts;
     this.#busy = true;

@@ -15,9 +15,118 @@ import { defaultWorkers, engine, helperHosts, hostCount, maxWorkers, releaseHelp
 
 export { defaultWorkers };
 
+// The public types (TypeScript reads them from this JSDoc: `tsc` writes the package's .d.ts).
+/** @typedef {'auto' | 'webgpu' | 'cpu'} Backend Where the model runs; 'auto' is WebGPU when offered, else CPU. */
+/**
+ * @typedef {object} LoadOptions
+ * @property {string} [modelUrl] A `.bpk` bundle's URL (relative to the page); default the shipped model.
+ * @property {Uint8Array | ArrayBuffer} [bytes] Bundle bytes (e.g. from `exportModel`), instead of a URL.
+ * @property {Backend} [backend] Default 'auto'.
+ * @property {number} [workers] CPU engines (Web Workers) `classify` uses, ≥ 1; default `defaultWorkers()`.
+ */
+/**
+ * @typedef {object} RestoreOptions
+ * @property {Backend} [backend] Default 'auto'.
+ * @property {string} [modelUrl] The base model `reset` returns to; default the shipped model.
+ * @property {number} [workers] As for `load`.
+ */
+/**
+ * @typedef {object} Prediction
+ * @property {string} label The most probable label.
+ * @property {number} score Its probability, 0–1.
+ * @property {Record<string, number>} probs Every label's probability (they sum to 1).
+ */
+/**
+ * @typedef {object} ClassifyProgress
+ * @property {number} done Texts classified so far.
+ * @property {number} total All texts.
+ * @property {number} start Index of `predictions[0]` in the texts.
+ * @property {Prediction[]} predictions The chunk just classified.
+ */
+/**
+ * @typedef {object} ClassifyOptions
+ * @property {(progress: ClassifyProgress) => void} [onProgress] Called after each chunk, in order.
+ * @property {AbortSignal} [signal] Aborting rejects with the signal's reason.
+ */
+/**
+ * @typedef {object} TokenWeight
+ * @property {string} token What the model reads (normalised).
+ * @property {number} weight Importance for the predicted label (> 0 supports it).
+ * @property {number} [start] First code point of the text it was read from.
+ * @property {number} [end] Code point after the last.
+ */
+/**
+ * @typedef {object} Example
+ * @property {string} text
+ * @property {string} label A label the model knows, or a new one (adds a class).
+ */
+/**
+ * @typedef {object} FineTuneProgress
+ * @property {number} epoch
+ * @property {number} epochs
+ * @property {number} step
+ * @property {number} steps
+ * @property {number} loss Mean training loss of the epoch so far.
+ * @property {number} accuracy Training accuracy of the epoch so far, 0–1.
+ */
+/**
+ * @typedef {object} FineTuneOptions The core's fine-tuning options (`info.finetune_defaults`
+ * lists them with their defaults); an unknown one rejects naming it.
+ * @property {number} [epochs] Default 8.
+ * @property {number} [lr] Learning rate, default 2e-3.
+ * @property {number} [batchSize] Default 16.
+ * @property {number} [patience] Default 3.
+ * @property {number} [seed] Default 42.
+ * @property {'none' | 'embedding' | 'encoder'} [freeze] Parameters left untouched; default 'none'.
+ * @property {(progress: FineTuneProgress) => void} [onProgress] Called after every step.
+ */
+/**
+ * @typedef {object} FineTuneSummary
+ * @property {number} epochs Epochs run.
+ * @property {number} steps
+ * @property {number} loss The last epoch's training loss.
+ * @property {number} accuracy The last epoch's training accuracy.
+ * @property {string[]} labels The model's labels afterwards.
+ */
+/**
+ * @typedef {object} ExportOptions
+ * @property {'f16' | 'f32'} [precision] Weight precision in the bundle; default 'f16'.
+ */
+/**
+ * @typedef {object} ReadOptions
+ * @property {'txt' | 'tsv' | 'csv' | 'jsonl'} [format] Default: from the file's name.
+ * @property {string} [encoding] 'auto' (default), 'utf-8', 'gb18030', 'utf-16le' or 'utf-16be'.
+ * @property {string} [textColumn]
+ * @property {string} [labelColumn]
+ * @property {string} [labelMap] e.g. '1=positive,0=negative'.
+ */
+/**
+ * @typedef {object} ReviewRecord
+ * @property {number} line The line (or JSONL row) in the file, from 1.
+ * @property {string} text
+ * @property {string} [label]
+ */
+/**
+ * @typedef {object} Reviews
+ * @property {string} format
+ * @property {string} encoding
+ * @property {boolean} labelled
+ * @property {ReviewRecord[]} records
+ * @property {number} skippedBlank
+ */
+/**
+ * @typedef {object} ModelInfo
+ * @property {object} config The architecture (arch, hidden, layers, …).
+ * @property {object} tokenizer
+ * @property {string[]} labels
+ * @property {number} vocab_size
+ * @property {object | null} metrics Validation metrics recorded at training (cleared by a fine-tune without validation data).
+ * @property {Record<string, unknown>} finetune_defaults `fineTune`'s options with the core's defaults.
+ */
+
 const here = new URL('.', import.meta.url);
 /** The model shipped with the build. */
-export const DEFAULT_MODEL_URL = new URL('models/default/model.bpk', here).href;
+export const DEFAULT_MODEL_URL = new URL('./models/default/model.bpk', import.meta.url).href;
 /**
  * Texts per message to an engine: progress and cancellation happen between chunks, and a pool
  * of engines (see `workers`) shares the chunks out. The boundaries depend on the input alone, so
@@ -30,11 +139,15 @@ const CHUNK = 256;
  * WebAssembly memory and the models it holds, and the engine workers running, pool helpers
  * included).
  */
+/** @returns {Promise<{wasmBytes: number, engines: number, workers: number}>} */
 export async function engineStats() {
   return { ...(await engine().call('stats', {})), workers: hostCount() };
 }
 
-/** Where the engine runs on this page: 'worker', or 'main thread (why)'. */
+/**
+ * Where the engine runs on this page: 'worker', or 'main thread (why)'.
+ * @returns {Promise<string>}
+ */
 export async function engineLocation() {
   const r = engine();
   await r.call('ping', {});
@@ -110,6 +223,9 @@ function abortError(signal) {
  * an Error whose message is `file:line: what is wrong` and whose `code` ('no-text-column',
  * 'not-utf8-or-gb18030', …: the core's `error::Code`) and `values` (`{file, line, …}`) let an
  * interface word the fault in its own language.
+ * @param {Blob | {name?: string, bytes: Uint8Array | ArrayBuffer}} file
+ * @param {ReadOptions} [options]
+ * @returns {Promise<Reviews>}
  */
 export async function readReviews(file, options) {
   if (!(file instanceof Blob) && !(file && (file.bytes instanceof Uint8Array || file.bytes instanceof ArrayBuffer))) {
@@ -147,6 +263,10 @@ export class Classifier {
   /** Stands for this classifier among a helper's users. */
   #token = {};
 
+  /**
+   * Use `Classifier.load` or `Classifier.restore`.
+   * @private
+   */
   constructor(described, remote, workers = 1) {
     this.#remote = remote;
     this.#workers = described.backend === 'cpu' && remote.where === 'worker' ? Math.min(workers, maxWorkers()) : 1;
@@ -154,11 +274,15 @@ export class Classifier {
     this.#backend = described.backend;
     this.#labels = described.labels;
     this.#info = described.info;
-    /** Why this backend runs (on fallback: why WebGPU does not). */
+    /**
+     * Why this backend runs (on fallback: why WebGPU does not).
+     * @type {string}
+     */
     this.backendReason = described.backendReason;
     /**
      * The same as a code, for interfaces that word it themselves: 'webgpu', 'cpu-requested',
      * 'no-webgpu', 'no-adapter' or 'webgpu-failed'.
+     * @type {'webgpu' | 'cpu-requested' | 'no-webgpu' | 'no-adapter' | 'webgpu-failed'}
      */
     this.backendReasonCode = described.backendReasonCode;
     finalizer.register(this, { host: remote, handle: described.handle }, this);
@@ -169,6 +293,7 @@ export class Classifier {
    * `load` on the CPU backend, at most `navigator.hardwareConcurrency`; 1 on WebGPU (one
    * device) or when the engine runs on the page's thread. Fine-tuning, explanations and exports
    * run on the first engine.
+   * @returns {number}
    */
   get workers() {
     return this.#workers;
@@ -180,6 +305,8 @@ export class Classifier {
    * browser offers it, else CPU), 'webgpu' (fails without it) or 'cpu'. `workers`: on the CPU,
    * how many engines (Web Workers, each with its own copy of the model) `classify` uses; default
    * `defaultWorkers()`, one per core the page leaves free. The answers do not depend on it.
+   * @param {LoadOptions} [options]
+   * @returns {Promise<Classifier>}
    */
   static async load(options) {
     const given = optionsOf('Classifier.load', options, ['modelUrl', 'bytes', 'backend', 'workers'], "Classifier.load({ modelUrl: '/my.bpk' })");
@@ -196,7 +323,12 @@ export class Classifier {
     return new Classifier(await host.call('load', { url, backend }), host, workers);
   }
 
-  /** Loads a model saved with `save(name)`; null when there is none under that name. */
+  /**
+   * Loads a model saved with `save(name)`; null when there is none under that name.
+   * @param {string} name
+   * @param {RestoreOptions} [options]
+   * @returns {Promise<Classifier | null>}
+   */
   static async restore(name, options) {
     nameOf('Classifier.restore(name)', name);
     const given = optionsOf('Classifier.restore', options, ['backend', 'modelUrl', 'workers'], "Classifier.restore('tuned', { backend: 'cpu' })");
@@ -208,23 +340,36 @@ export class Classifier {
     return described && new Classifier(described, host, workers);
   }
 
-  /** Deletes a model saved with `save(name)`. */
+  /**
+   * Deletes a model saved with `save(name)`.
+   * @param {string} name
+   * @returns {Promise<void>}
+   */
   static async forget(name) {
     nameOf('Classifier.forget(name)', name);
     await engine().call('forget', { key: name });
   }
 
-  /** 'webgpu' or 'cpu'. */
+  /**
+   * 'webgpu' or 'cpu'.
+   * @returns {'webgpu' | 'cpu'}
+   */
   get backend() {
     return this.#backend;
   }
 
-  /** The model's labels, e.g. ['negative', 'neutral', 'positive'] (fine-tuning may add more). */
+  /**
+   * The model's labels, e.g. ['negative', 'neutral', 'positive'] (fine-tuning may add more).
+   * @returns {string[]}
+   */
   get labels() {
     return [...this.#labels];
   }
 
-  /** Architecture, tokenizer, labels, vocabulary size and the metrics recorded at training. */
+  /**
+   * Architecture, tokenizer, labels, vocabulary size and the metrics recorded at training.
+   * @returns {ModelInfo}
+   */
   get info() {
     return this.#info;
   }
@@ -283,6 +428,9 @@ export class Classifier {
    * engine in chunks: `onProgress({done, total, start, predictions})` follows them (`predictions`
    * are those of `texts[start…]`, for showing results as they arrive), and aborting `signal` rejects
    * with its reason (an `AbortError` DOMException by default); the classifier stays usable.
+   * @param {string[] | string} texts
+   * @param {ClassifyOptions} [options]
+   * @returns {Promise<Prediction[]>}
    */
   classify(texts, options) {
     const given = checked(() => optionsOf('classify', options, ['onProgress', 'signal'], "clf.classify(texts, { onProgress, signal })"));
@@ -345,6 +493,8 @@ export class Classifier {
    * supports it). `token` is what the model reads (normalised); `start`…`end` are the code
    * points of `text` it was read from (`Array.from(text).slice(start, end)`), absent only where
    * the normalisation cannot be traced.
+   * @param {string} text
+   * @returns {Promise<TokenWeight[]>}
    */
   explain(text) {
     return this.#serial(() => this.#call('explain', { text: String(text ?? '') }));
@@ -360,6 +510,9 @@ export class Classifier {
    * The options are the core's (`epochs`, `lr`, `batchSize`, `patience`, `seed`, `freeze`:
    * `info.finetune_defaults` lists them); an unknown one rejects naming it.
    * Resolves to `{epochs, steps, loss, accuracy, labels}`.
+   * @param {Example[]} examples
+   * @param {FineTuneOptions} [options]
+   * @returns {Promise<FineTuneSummary>}
    */
   fineTune(examples, options) {
     // The training options are the core's, which refuses unknown ones by name.
@@ -382,7 +535,11 @@ export class Classifier {
     });
   }
 
-  /** The current model as bundle bytes (Uint8Array) for `Classifier.load({bytes})` or `xinsheng`. */
+  /**
+   * The current model as bundle bytes for `Classifier.load({bytes})` or `xinsheng`.
+   * @param {ExportOptions} [options]
+   * @returns {Promise<Uint8Array>}
+   */
   exportModel(options) {
     const given = checked(() => optionsOf('exportModel', options, ['precision'], "clf.exportModel({ precision: 'f32' })"));
     if (given.error) return given.error;
@@ -394,6 +551,8 @@ export class Classifier {
    * Saves the current model in IndexedDB under `name` (the bytes never leave the engine).
    * Always settles: rejects with a `QuotaExceededError` when the browser's storage is full and
    * a `StorageError` on any other IndexedDB failure.
+   * @param {string} name
+   * @returns {Promise<void>}
    */
   save(name) {
     const given = checked(() => nameOf('save(name)', name));
@@ -401,7 +560,10 @@ export class Classifier {
     return this.#serial(() => this.#call('save', { key: name }));
   }
 
-  /** Returns to the shipped model (same backend). */
+  /**
+   * Returns to the shipped model (same backend).
+   * @returns {Promise<void>}
+   */
   reset() {
     return this.#serial(async () => {
       this.#version++;
@@ -411,7 +573,10 @@ export class Classifier {
     });
   }
 
-  /** Frees the model in the engine now; later calls reject. */
+  /**
+   * Frees the model in the engine now; later calls reject.
+   * @returns {Promise<void>}
+   */
   dispose() {
     return this.#serial(async () => {
       if (this.#handle === null) return;
