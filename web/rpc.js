@@ -4,6 +4,9 @@
 // and `values` when it has them) or streams `event`s, and says `failed` when it cannot go on.
 // Part of the library (see xinsheng.js); nothing here knows the demo.
 
+/** The engine's worker module, named through a constant where bundlers should not copy it raw. */
+const ENGINE_WORKER = './engine-worker.js';
+
 export const messageOf = (e) => (e instanceof Error ? e.message : String(e));
 
 /** The engine host stopped (its WebGPU device was lost, or its worker died); `Classifier.load` starts a new one. */
@@ -39,8 +42,20 @@ export class Remote {
   #startWorker() {
     return new Promise((resolve, reject) => {
       let worker;
+      let blob = null;
       try {
-        worker = new Worker(new URL('./engine-worker.js', import.meta.url), { type: 'module', name: 'xinsheng-engine' });
+        if (new URL(import.meta.url).origin === globalThis.location?.origin) {
+          worker = new Worker(new URL('./engine-worker.js', import.meta.url), { type: 'module', name: 'xinsheng-engine' });
+        } else {
+          // Imported from another origin (a CDN): a worker's script must be the page's origin,
+          // so a module worker from a same-origin Blob imports the engine from there (with
+          // CORS). A page with a CSP lets it with `worker-src blob: <that origin>` (a module
+          // worker's imports count as worker scripts); where it does not, the worker fails to
+          // start and the engine runs on this thread instead.
+          const source = `import ${JSON.stringify(new URL(ENGINE_WORKER, import.meta.url).href)};`;
+          blob = URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
+          worker = new Worker(blob, { type: 'module', name: 'xinsheng-engine' });
+        }
       } catch (e) {
         reject(e);
         return;
@@ -50,6 +65,7 @@ export class Remote {
       worker.addEventListener('message', (event) => {
         if (event.data?.kind === 'ready') {
           ready = true;
+          if (blob) URL.revokeObjectURL(blob);
           this.#send = (message, transfer) => worker.postMessage(message, transfer);
           resolve();
         } else this.#receive(event.data);

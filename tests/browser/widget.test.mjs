@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, sharedSession, startServer, nativePredict } from './harness.mjs';
+import { ROOT, countMainThreadWasm, sharedSession, startServer, nativePredict } from './harness.mjs';
 import { WIDGET_STRINGS, LABEL_NAMES } from '../../web/widget-strings.js';
 
 const session = sharedSession({ webgpu: false });
@@ -18,6 +18,7 @@ const read = (path) => readFileSync(join(ROOT, path), 'utf8');
 /** A context (with `options`, e.g. colorScheme) and page whose console errors land in `errors`. */
 async function open(url, options = {}) {
   const context = await session.browser.newContext(options);
+  await context.addInitScript(countMainThreadWasm);
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
@@ -277,12 +278,14 @@ test('Enter and Ctrl+Enter classify, Shift+Enter is a new line, an Enter that co
 
 /**
  * A host page on its own origin with the CSP `style-src 'self'`, embedding widget.js from
- * `widgetOrigin`; `connect` false leaves that origin out of connect-src too.
+ * `widgetOrigin`; `connect` false leaves that origin out of connect-src too. `worker-src blob:`
+ * and the widget's origin let the engine's worker start from a same-origin Blob and import the
+ * engine (a module worker's imports count as worker scripts: README, loading from another origin).
  */
 function startHost(widgetOrigin, { connect = true } = {}) {
   const csp =
     `default-src 'self'; script-src 'self' ${widgetOrigin} 'wasm-unsafe-eval'; style-src 'self'; ` +
-    `connect-src 'self' ${connect ? widgetOrigin : ''}; worker-src 'self' ${widgetOrigin}; img-src 'self' data:; object-src 'none'`;
+    `connect-src 'self' ${connect ? widgetOrigin : ''}; worker-src 'self' blob: ${widgetOrigin}; img-src 'self' data:; object-src 'none'`;
   const html = `<!doctype html><html lang="zh"><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <title>Another site</title><script type="module" src="${widgetOrigin}/widget.js"></script></head>
 <body><h1>别人的网站</h1><sentiment-widget id="widget" backend="cpu"></sentiment-widget></body></html>`;
@@ -295,7 +298,7 @@ function startHost(widgetOrigin, { connect = true } = {}) {
   );
 }
 
-test("imported from another origin under the host's CSP style-src 'self', the widget is styled and classifies", async () => {
+test("imported from another origin under the host's CSP style-src 'self', the widget is styled and classifies, its engine in a worker", async () => {
   const widgetServer = await startServer(['--cors']);
   const widgetOrigin = new URL(widgetServer.url).origin;
   const host = await startHost(widgetOrigin);
@@ -337,6 +340,10 @@ test("imported from another origin under the host's CSP style-src 'self', the wi
     const prediction = await nthEvent(page, 'sentiment-prediction');
     assert.equal(prediction.label, nativePredict(['质量很好，物流也快'])[0].label);
     assert.match(await page.textContent('sentiment-widget .result'), / · \d+\.\d%$/);
+    // The engine runs in a worker started from a same-origin Blob, not on the host's thread.
+    const where = await page.evaluate((origin) => import(`${origin}/xinsheng.js`).then((m) => m.engineLocation()), widgetOrigin);
+    assert.equal(where, 'worker');
+    assert.equal(await page.evaluate(() => window.__wasmOnMain), 0, 'WebAssembly instantiated on the page thread');
     assert.deepEqual(errors, []);
   } finally {
     await context.close();
