@@ -542,7 +542,7 @@ fn predict(args: PredictArgs) -> Result<()> {
         Ok(())
     };
     // A file and standard input go through the core's one reader: BOM dropped, encoding
-    // detected, blank lines skipped and counted; input that holds no review is a note, not an
+    // detected, blank reviews (lines, rows) skipped and counted; input that holds no review is a note, not an
     // error (there is nothing to classify). Arguments are reviews as the shell delimited them,
     // each one answered, an empty one included (as Python's and the page's classify do). The
     // file's reviews come first, then the arguments'; standard input is read only when there
@@ -575,8 +575,8 @@ fn predict(args: PredictArgs) -> Result<()> {
     }
     match skipped_blank {
         0 => {}
-        1 => eprintln!("skipped 1 blank line"),
-        n => eprintln!("skipped {n} blank lines"),
+        1 => eprintln!("skipped 1 blank review"),
+        n => eprintln!("skipped {n} blank reviews"),
     }
     texts.extend(args.texts.iter().cloned());
     // Classify in chunks so that output streams on long inputs.

@@ -80,7 +80,7 @@ fn predict_gives_a_valid_answer_for_any_text() {
     let out = xinsheng(&["predict", "--input", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     // Blank reviews are skipped and counted, as every text source does; every other text gets an answer.
-    assert!(stderr(&out).contains("skipped 2 blank lines"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("skipped 2 blank reviews"), "{}", stderr(&out));
     let lines: Vec<serde_json::Value> =
         String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let texts: Vec<&str> = texts.into_iter().filter(|t| !t.trim().is_empty()).collect();
@@ -117,7 +117,7 @@ fn predict_reads_standard_input_and_files() {
     let out = xinsheng(&["predict", "--input", file.to_str().unwrap()]);
     let texts = field_of_each_line(&out, "text");
     assert_eq!(texts, ["好评", "差评"], "BOM dropped, CRLF handled, blank lines skipped");
-    assert!(stderr(&out).contains("skipped 2 blank lines"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("skipped 2 blank reviews"), "{}", stderr(&out));
 }
 
 #[test]
@@ -156,7 +156,7 @@ fn predict_answers_an_empty_argument_and_notes_input_without_a_review() {
     // One blank line skipped among reviews: the singular.
     std::fs::write(&file, "好\n\n差\n").unwrap();
     let out = xinsheng(&["predict", "--input", file.to_str().unwrap()]);
-    assert_eq!(stderr(&out), "skipped 1 blank line\n");
+    assert_eq!(stderr(&out), "skipped 1 blank review\n");
 }
 
 #[test]
