@@ -58,12 +58,13 @@ function main() {
   for (const f of [...modules, ...assets]) copyFileSync(join(dist, f), join(out, f));
   cpSync(join(root, 'web', 'package', 'README.md'), join(out, 'README.md'));
   cpSync(join(root, 'web', 'package', 'LICENSE'), join(out, 'LICENSE'));
-  writeFileSync(join(out, 'package.json'), `${JSON.stringify(packageJson(), null, 2)}\n`);
+  const pkg = packageJson();
+  writeFileSync(join(out, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
   // Declarations from the JSDoc, by TypeScript itself (tests/node_modules, from npm).
   const tsc = join(root, 'tests', 'node_modules', 'typescript', 'bin', 'tsc');
   if (!existsSync(tsc)) throw new Error('tests/node_modules has no typescript: run `npm ci` in tests/ (scripts/setup does)');
   execFileSync(process.execPath, [tsc, '-p', join(root, 'web', 'package', 'tsconfig.json')], { stdio: 'inherit' });
-  console.error(`package-web: wrote ${out} (${packageJson().name} ${packageJson().version})`);
+  console.error(`package-web: wrote ${out} (${pkg.name} ${pkg.version})`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) main();

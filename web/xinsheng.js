@@ -180,13 +180,14 @@ function shown(value) {
  * The options object of a call, checked: `undefined` is no options; anything but a plain object,
  * or a name not in `allowed`, is a TypeError that shows the right call (`example`), so that
  * `Classifier.load('/my.bpk')` or `load({model: …})` does not silently load the shipped model.
+ * `allowed` null: the names are the core's, which refuses unknown ones itself.
  */
 function optionsOf(call, options, allowed, example) {
   if (options === undefined) return {};
   if (options === null || typeof options !== 'object' || Array.isArray(options) || options instanceof Blob) {
     throw new TypeError(`${call} takes an options object, e.g. ${example} (got ${shown(options)})`);
   }
-  const unknown = Object.keys(options).find((k) => !allowed.includes(k));
+  const unknown = allowed ? Object.keys(options).find((k) => !allowed.includes(k)) : undefined;
   if (unknown !== undefined) {
     throw new TypeError(`${call}: unknown option '${unknown}' (expected ${allowed.join(', ')}), e.g. ${example}`);
   }
@@ -231,8 +232,7 @@ export async function readReviews(file, options) {
   if (!(file instanceof Blob) && !(file && (file.bytes instanceof Uint8Array || file.bytes instanceof ArrayBuffer))) {
     throw new TypeError(`readReviews expects a File or Blob, or {name, bytes}, e.g. readReviews(input.files[0]) (got ${shown(file)})`);
   }
-  // The file options are the core's, which refuses unknown ones by name.
-  options = optionsOf('readReviews', options, Object.keys(options ?? {}), "readReviews(file, { format: 'csv' })");
+  options = optionsOf('readReviews', options, null, "readReviews(file, { format: 'csv' })");
   const name = file.name ?? 'input';
   const bytes = file instanceof Blob ? new Uint8Array(await file.arrayBuffer()) : ownedCopy(file.bytes);
   const clean = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined && v !== ''));
@@ -515,8 +515,7 @@ export class Classifier {
    * @returns {Promise<FineTuneSummary>}
    */
   fineTune(examples, options) {
-    // The training options are the core's, which refuses unknown ones by name.
-    const checkedOptions = checked(() => optionsOf('fineTune', options, Object.keys(options ?? {}), "clf.fineTune(examples, { epochs: 8 })"));
+    const checkedOptions = checked(() => optionsOf('fineTune', options, null, "clf.fineTune(examples, { epochs: 8 })"));
     if (checkedOptions.error) return checkedOptions.error;
     const { onProgress, ...given } = checkedOptions.value;
     if (!Array.isArray(examples)) {
